@@ -1,0 +1,162 @@
+//! People's organisations and the ethnic and religious affairs bureau: disabled
+//! persons' federation, trade unions, youth league, women's federation, Red Cross.
+
+use super::prelude::*;
+
+pub(super) const CATALOGS: &[super::Catalog] = &[
+    ("CL", &[CL]),
+    ("ZGH", &[ZGH]),
+    ("TSW", &[TSW]),
+    ("FL", &[FL]),
+    ("HSZH", &[HSZH]),
+    ("MZZJ", &[MZZJ]),
+];
+
+#[rustfmt::skip]
+const CL: &[Res] = &[
+    Res { title: "残疾人证信息", theme: SocialSecurity, share: C(C_WELFARE), cycle: Daily, format: Table,
+        kw: &["残疾人证", "残疾类别", "残疾等级"],
+        about: "第二代残疾人证的残疾类别和等级，是残疾人享受各项补贴和优惠政策的依据",
+        fields: &["disability_cert_no", "person_name", "gender", "disability_type", "disability_level", "issue_date", "domicile_address"],
+        vars: &[Verify, ByDistrict] },
+    Res { title: "残疾人康复服务信息", theme: Health, share: N(N_MEDICAL), cycle: Monthly, format: Table,
+        kw: &["康复服务", "残疾儿童康复", "辅具适配"],
+        about: "残疾人接受康复训练、辅助器具适配等服务的记录，涉及健康信息",
+        fields: &["id_no", "person_name", "rehab_item", "service_org", "service_date"],
+        vars: &[] },
+    Res { title: "残疾人就业信息", theme: Employment, share: C(C_WELFARE), cycle: Quarterly, format: Table,
+        kw: &["残疾人就业", "按比例就业", "辅助性就业"],
+        about: "就业年龄段残疾人的就业单位和就业形式",
+        fields: &["id_no", "person_name", "unit_name", "employ_type", "employ_date"],
+        vars: &[ByDistrict] },
+    Res { title: "用人单位按比例安排残疾人就业审核信息", theme: Employment, share: U, cycle: Yearly, format: Table,
+        kw: &["按比例就业", "残疾人就业保障金", "年审"],
+        about: "用人单位安排残疾人就业人数的年度审核结果，用于残保金征收",
+        fields: &["uscc", "unit_name", "employee_count", "disabled_employee_count", "audit_year"],
+        vars: &[ByDistrict] },
+    Res { title: "残疾人托养服务机构信息", theme: SocialSecurity, share: U, cycle: Yearly, format: Table,
+        kw: &["托养服务", "阳光家园", "残疾人服务"],
+        about: "残疾人托养和日间照料机构的床位、性质和联系电话",
+        fields: &["org_name", "address", "bed_count", "org_nature", "duty_phone"],
+        vars: &[] },
+];
+
+#[rustfmt::skip]
+const ZGH: &[Res] = &[
+    Res { title: "基层工会组织信息", theme: Employment, share: U, cycle: Quarterly, format: Table,
+        kw: &["基层工会", "工会组建", "会员"],
+        about: "企事业单位基层工会的组建时间和会员人数",
+        fields: &["union_name", "unit_name", "uscc", "member_count", "establish_date", "address"],
+        vars: &[ByDistrict] },
+    Res { title: "困难职工帮扶信息", theme: SocialSecurity, share: C(C_WELFARE), cycle: Monthly, format: Table,
+        kw: &["困难职工", "帮扶", "送温暖"],
+        about: "建档困难职工的困难类型和帮扶救助情况",
+        fields: &["id_no", "person_name", "unit_name", "difficulty_type", "aid_amount", "aid_date"],
+        vars: &[AnnualStats] },
+    Res { title: "户外劳动者服务站点信息", theme: Employment, share: U, cycle: Quarterly, format: Table,
+        kw: &["户外劳动者", "爱心驿站", "职工服务"],
+        about: "为环卫工人、快递小哥等户外劳动者提供歇脚、饮水、充电服务的站点",
+        fields: &["station_name", "address", "longitude", "latitude", "open_hours", "service_items"],
+        vars: &[ByDistrict] },
+    Res { title: "劳动模范信息", theme: Employment, share: U, cycle: Irregular, format: Table,
+        kw: &["劳动模范", "先进工作者", "荣誉"],
+        about: "全国、省、市劳动模范和先进工作者的工作单位和荣誉称号",
+        fields: &["model_name", "work_unit", "honor_title", "award_year"],
+        vars: &[] },
+];
+
+#[rustfmt::skip]
+const TSW: &[Res] = &[
+    Res { title: "青年志愿者注册信息", theme: CivilAffairs, share: N(N_PERSONAL), cycle: Daily, format: Table,
+        kw: &["青年志愿者", "志愿服务", "注册"],
+        about: "在志愿服务信息系统注册的青年志愿者和服务时长",
+        fields: &["volunteer_no", "person_name", "id_no", "phone", "service_hours", "reg_date"],
+        vars: &[AnnualStats] },
+    Res { title: "青年志愿服务项目信息", theme: CivilAffairs, share: U, cycle: Weekly, format: Table,
+        kw: &["志愿服务项目", "招募", "公益"],
+        about: "各级团组织发布的志愿服务项目和招募人数",
+        fields: &["project_name", "org_name", "service_type", "start_date", "end_date", "recruit_count"],
+        vars: &[AnnualStats] },
+    Res { title: "青少年活动阵地信息", theme: EducationCulture, share: U, cycle: Yearly, format: Table,
+        kw: &["青少年宫", "青年之家", "活动阵地"],
+        about: "青少年宫、青年之家等活动阵地的地址和开放时间",
+        fields: &["site_name", "address", "longitude", "latitude", "open_hours", "manage_unit"],
+        vars: &[] },
+    Res { title: "基层团组织信息", theme: GovAffairs, share: U, cycle: Yearly, format: Table,
+        kw: &["团组织", "共青团", "团员"],
+        about: "基层团委、团支部的隶属关系和团员人数",
+        fields: &["org_name", "org_type", "parent_org", "member_count", "establish_date"],
+        vars: &[] },
+];
+
+#[rustfmt::skip]
+const FL: &[Res] = &[
+    Res { title: "妇女儿童维权服务信息", theme: Legal, share: N(N_PERSONAL), cycle: Daily, format: Table,
+        kw: &["妇女维权", "家庭暴力", "12338"],
+        about: "通过12338热线和来访受理的妇女儿童权益投诉及处理情况",
+        fields: &["case_no", "applicant_name", "applicant_phone", "case_type", "accept_date", "handle_result"],
+        vars: &[AnnualStats] },
+    Res { title: "妇女儿童之家信息", theme: CivilAffairs, share: U, cycle: Yearly, format: Table,
+        kw: &["妇女儿童之家", "基层阵地", "妇联"],
+        about: "村（社区）妇女儿童之家的地址、面积和管理单位",
+        fields: &["site_name", "address", "town_name", "area_sqm", "manage_unit"],
+        vars: &[] },
+    Res { title: "家庭教育指导服务站点信息", theme: EducationCulture, share: U, cycle: Yearly, format: Table,
+        kw: &["家庭教育", "指导服务", "家长学校"],
+        about: "家庭教育指导服务站点的地址、服务内容和联系电话",
+        fields: &["site_name", "address", "town_name", "duty_phone", "service_items"],
+        vars: &[] },
+    Res { title: "最美家庭评选结果", theme: CivilAffairs, share: U, cycle: Yearly, format: Table,
+        kw: &["最美家庭", "家风", "文明家庭"],
+        about: "各级最美家庭评选结果，用于家庭文明建设宣传",
+        fields: &["family_name", "town_name", "honor_title", "award_year"],
+        vars: &[] },
+];
+
+#[rustfmt::skip]
+const HSZH: &[Res] = &[
+    Res { title: "人体器官捐献志愿登记信息", theme: Health, share: N(N_MEDICAL), cycle: Daily, format: Table,
+        kw: &["器官捐献", "遗体捐献", "志愿登记"],
+        about: "自愿登记人体器官和遗体捐献的志愿者，涉及个人健康意愿信息",
+        fields: &["reg_no", "person_name", "id_no", "phone", "donate_type", "reg_date"],
+        vars: &[AnnualStats] },
+    Res { title: "造血干细胞捐献志愿者信息", theme: Health, share: N(N_MEDICAL), cycle: Daily, format: Table,
+        kw: &["造血干细胞", "中华骨髓库", "捐献"],
+        about: "加入中华骨髓库的造血干细胞捐献志愿者",
+        fields: &["reg_no", "person_name", "id_no", "phone", "reg_date"],
+        vars: &[] },
+    Res { title: "捐赠款物接收和使用信息", theme: CivilAffairs, share: U, cycle: Monthly, format: Table,
+        kw: &["捐赠", "款物", "公开透明"],
+        about: "红十字会接收的社会捐赠款物及使用去向，依法向社会公开",
+        fields: &["donation_no", "donor_name", "donation_type", "donation_amount", "receive_date", "use_direction"],
+        vars: &[MonthlyReport] },
+    Res { title: "应急救护培训信息", theme: Health, share: U, cycle: Monthly, format: Table,
+        kw: &["应急救护", "心肺复苏", "AED"],
+        about: "面向社会开展的应急救护普及培训和持证培训",
+        fields: &["training_no", "training_unit", "training_type", "trainee_count", "training_date"],
+        vars: &[AnnualStats] },
+];
+
+#[rustfmt::skip]
+const MZZJ: &[Res] = &[
+    Res { title: "宗教活动场所登记信息", theme: CivilAffairs, share: C(C_APPROVAL), cycle: Irregular, format: Table,
+        kw: &["宗教活动场所", "登记", "民族宗教"],
+        about: "依法登记的宗教活动场所及所属宗教和地址",
+        fields: &["reg_cert_no", "site_name", "religion", "address", "principal_name", "reg_date"],
+        vars: &[Change, Cancel] },
+    Res { title: "宗教教职人员备案信息", theme: CivilAffairs, share: N(N_PERSONAL), cycle: Irregular, format: Table,
+        kw: &["教职人员", "备案", "宗教事务"],
+        about: "宗教教职人员的备案信息，涉及宗教信仰等敏感个人信息",
+        fields: &["record_no", "person_name", "id_no", "religion", "site_name", "record_date"],
+        vars: &[] },
+    Res { title: "少数民族人口统计", theme: CivilAffairs, share: U, cycle: Yearly, format: Table,
+        kw: &["少数民族", "人口统计", "民族工作"],
+        about: "分区县、分民族的少数民族人口数",
+        fields: &["stat_year", "district_name", "ethnicity", "population"],
+        vars: &[] },
+    Res { title: "民族团结进步示范单位", theme: CivilAffairs, share: U, cycle: Irregular, format: Table,
+        kw: &["民族团结", "示范单位", "创建"],
+        about: "各级民族团结进步创建示范单位名单",
+        fields: &["unit_name", "honor_level", "identify_year", "district_name"],
+        vars: &[] },
+];

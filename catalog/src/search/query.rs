@@ -1,0 +1,143 @@
+//! Turns a [`SearchQuery`] into a tantivy query, without tantivy's query parser.
+//!
+//! User text is never parsed as query syntax (`a:b`, unbalanced quotes and brackets are
+//! just text): it is segmented with the index's analyzer and each distinct term becomes
+//! one optional clause that matches the term in any text field. A document therefore
+//! needs one term to match and ranks higher the more terms (and the better fields) it
+//! matches. Abbreviation expansions (`synonyms.rs`) add lower-boosted optional clauses;
+//! the whole text is also tried as an exact dataset id. Filters are required clauses
+//! that do not contribute to the score.
+
+use tantivy::Term;
+use tantivy::query::{
+    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, DisjunctionMaxQuery, EmptyQuery, Occur,
+    Query, TermQuery,
+};
+use tantivy::schema::{Field, IndexRecordOption};
+
+use super::schema::Fields;
+use super::{SearchQuery, synonyms, tokenizer};
+
+/// Only the first this many distinct terms of a query are used, bounding the cost of a
+/// pasted paragraph.
+const MAX_QUERY_TERMS: usize = 32;
+
+/// Weight of an expansion relative to the user's own terms.
+const EXPANSION_BOOST: f32 = 0.5;
+
+/// Weight of an exact id match: an id is a precise request and should come first.
+const ID_BOOST: f32 = 10.0;
+
+/// Longer query text is not tried as a dataset id (ids are short resource codes).
+const MAX_ID_BYTES: usize = 128;
+
+/// How much a term's matches in other fields add to its best field's score.
+const FIELD_TIE_BREAKER: f32 = 0.2;
+
+/// The query to run, and whether it ranks by relevance (false: match all, filters only).
+pub(super) struct Built {
+    pub query: Box<dyn Query>,
+    pub scored: bool,
+}
+
+/// Builds the query for `q`: text clauses (if any) and filters.
+pub(super) fn build(fields: &Fields, q: &SearchQuery) -> Built {
+    let text = q.q.trim();
+    let text_query = if text.is_empty() {
+        None
+    } else {
+        Some(text_query(fields, text))
+    };
+    let scored = text_query.is_some();
+
+    let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+    if let Some(query) = text_query {
+        clauses.push((Occur::Must, query));
+    }
+    let filters = [
+        (fields.dept, non_empty(q.dept.as_deref())),
+        (fields.share_type, q.share_type.map(|s| s.as_str())),
+        (fields.theme_exact, non_empty(q.theme.as_deref())),
+        (fields.update_cycle, q.update_cycle.map(|u| u.as_str())),
+    ];
+    for (field, value) in filters {
+        if let Some(value) = value {
+            let filter = exact_term(field, value);
+            clauses.push((Occur::Must, Box::new(ConstScoreQuery::new(filter, 0.0))));
+        }
+    }
+
+    let query: Box<dyn Query> = if clauses.is_empty() {
+        Box::new(AllQuery)
+    } else {
+        Box::new(BooleanQuery::new(clauses))
+    };
+    Built { query, scored }
+}
+
+/// The optional clauses for the user's text; at least one of them must match.
+fn text_query(fields: &Fields, text: &str) -> Box<dyn Query> {
+    let mut terms = tokenizer::tokens(text);
+    terms.truncate(MAX_QUERY_TERMS);
+
+    let mut should: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+    for term in &terms {
+        should.push((Occur::Should, any_field(fields, term)));
+    }
+    for expansion in synonyms::expansions(text, &terms) {
+        let expansion_terms = tokenizer::tokens(expansion);
+        if expansion_terms.is_empty() || expansion_terms.iter().all(|t| terms.contains(t)) {
+            continue;
+        }
+        // The expansion is a whole word (危险化学品): a document must contain all of its
+        // terms, or "危化品" would match everything mentioning 危险.
+        let all: Vec<(Occur, Box<dyn Query>)> = expansion_terms
+            .iter()
+            .map(|t| (Occur::Must, any_field(fields, t)))
+            .collect();
+        let clause = BoostQuery::new(Box::new(BooleanQuery::new(all)), EXPANSION_BOOST);
+        should.push((Occur::Should, Box::new(clause)));
+    }
+    if text.len() <= MAX_ID_BYTES {
+        let id = BoostQuery::new(exact_term(fields.id, text), ID_BOOST);
+        should.push((Occur::Should, Box::new(id)));
+    }
+
+    if should.is_empty() {
+        // Nothing searchable in the text (only punctuation or emoji): nothing matches.
+        return Box::new(EmptyQuery);
+    }
+    // A boolean query with only optional clauses matches documents matching at least one.
+    Box::new(BooleanQuery::new(should))
+}
+
+/// One term in any text field, scored by its best field (plus a little for the others).
+fn any_field(fields: &Fields, term: &str) -> Box<dyn Query> {
+    let per_field: Vec<Box<dyn Query>> = fields
+        .weighted_text()
+        .into_iter()
+        .map(|w| {
+            let term_query = TermQuery::new(
+                Term::from_field_text(w.field, term),
+                IndexRecordOption::WithFreqs,
+            );
+            Box::new(BoostQuery::new(Box::new(term_query), w.boost)) as Box<dyn Query>
+        })
+        .collect();
+    Box::new(DisjunctionMaxQuery::with_tie_breaker(
+        per_field,
+        FIELD_TIE_BREAKER,
+    ))
+}
+
+fn exact_term(field: Field, value: &str) -> Box<dyn Query> {
+    Box::new(TermQuery::new(
+        Term::from_field_text(field, value),
+        IndexRecordOption::Basic,
+    ))
+}
+
+/// Query strings often carry empty parameters (`?dept=`); they mean "no filter".
+fn non_empty(value: Option<&str>) -> Option<&str> {
+    value.map(str::trim).filter(|v| !v.is_empty())
+}

@@ -1,0 +1,227 @@
+//! Per-request context: the request id, the caller's identity, and extractors that turn
+//! every malformed input into an [`ApiError`] naming the problem.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::Response;
+use serde::de::DeserializeOwned;
+use yiwang_catalog::identity::SpiffeId;
+use yiwang_policies::Principal;
+
+use super::ApiError;
+use crate::node::Node;
+
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+/// The id of the request being served (empty outside a request).
+pub fn current_request_id() -> String {
+    REQUEST_ID.try_with(|id| id.clone()).unwrap_or_default()
+}
+
+/// The identity the TLS layer established for a connection: the SPIFFE ID of the
+/// client certificate, or why it could not be read.
+#[derive(Clone, Debug)]
+pub struct PeerIdentity(pub Arc<Result<SpiffeId, String>>);
+
+fn acceptable_request_id(v: &HeaderValue) -> Option<String> {
+    let s = v.to_str().ok()?;
+    let ok = (1..=64).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    ok.then(|| s.to_string())
+}
+
+/// Outermost middleware: assigns the request id (keeping a sane one the client sent),
+/// makes it available to error bodies, sets `x-request-id` on every response and
+/// records metrics under the route template.
+pub async fn request_context(node: axum::extract::State<Arc<Node>>, req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(acceptable_request_id)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    let method = req.method().to_string();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let started = Instant::now();
+    let mut resp = REQUEST_ID.scope(id.clone(), next.run(req)).await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    let labels = crate::metrics::RequestLabels {
+        method,
+        route,
+        status: resp.status().as_u16(),
+    };
+    node.metrics.requests.get_or_create(&labels).inc();
+    node.metrics
+        .request_seconds
+        .get_or_create(&labels)
+        .observe(started.elapsed().as_secs_f64());
+    resp
+}
+
+/// An authenticated department principal. Extracting it fails with 401 when the
+/// certificate carries no usable SPIFFE ID, and 403 for node identities.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub principal: Principal,
+}
+
+impl Caller {
+    pub fn id(&self) -> &str {
+        &self.principal.id
+    }
+
+    pub fn dept(&self) -> &str {
+        &self.principal.dept
+    }
+}
+
+fn peer_identity(parts: &Parts, node: &Node) -> Result<SpiffeId, ApiError> {
+    let peer = parts
+        .extensions
+        .get::<PeerIdentity>()
+        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "no client certificate"))?;
+    let id = match peer.0.as_ref() {
+        Ok(id) => id.clone(),
+        Err(why) => return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_identity", why.clone())),
+    };
+    if id.trust_domain() != node.config.trust_domain {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_identity",
+            format!(
+                "certificate is for trust domain '{}', this node serves '{}'",
+                id.trust_domain(),
+                node.config.trust_domain
+            ),
+        ));
+    }
+    Ok(id)
+}
+
+impl FromRequestParts<Arc<Node>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, node: &Arc<Node>) -> Result<Self, Self::Rejection> {
+        match peer_identity(parts, node)? {
+            id @ SpiffeId::Principal { .. } => Ok(Caller {
+                principal: Principal {
+                    id: id.to_string(),
+                    dept: id.dept().unwrap_or_default().to_string(),
+                },
+            }),
+            SpiffeId::Node { .. } => Err(ApiError::forbidden("node identities cannot call the client API")),
+        }
+    }
+}
+
+/// A cluster node calling the Raft endpoints.
+pub struct PeerNode(pub u64);
+
+impl FromRequestParts<Arc<Node>> for PeerNode {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, node: &Arc<Node>) -> Result<Self, Self::Rejection> {
+        match peer_identity(parts, node)? {
+            SpiffeId::Node { node_id, .. } => Ok(PeerNode(node_id)),
+            other => Err(ApiError::forbidden(format!("{other} is not a node: /raft/* accepts node certificates only"))),
+        }
+    }
+}
+
+/// A JSON body whose errors name the offending field (`fields[0].type: unknown variant`),
+/// and whose size is bounded by the route's body limit (413 beyond it).
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<Arc<Node>> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, node: &Arc<Node>) -> Result<Self, Self::Rejection> {
+        let bytes = body_bytes(req, node).await?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// Reads a whole body, mapping the size limit to 413.
+pub async fn body_bytes(req: Request, node: &Arc<Node>) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, node).await.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "request body is larger than this endpoint accepts")
+        } else {
+            ApiError::bad_request("bad_body", r.body_text())
+        }
+    })
+}
+
+/// Parses JSON, naming the path of the first problem.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.is_empty() {
+        return Err(ApiError::bad_request("invalid_json", "request body is empty; expected a JSON object"));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let message = if path.is_empty() || path == "." {
+            format!("invalid JSON body: {inner}")
+        } else {
+            format!("invalid JSON body at '{path}': {inner}")
+        };
+        ApiError::bad_request("invalid_json", message)
+    })
+}
+
+/// Query parameters with errors as JSON.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let q = parts.uri.query().unwrap_or_default();
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(q.as_bytes()));
+        serde_path_to_error::deserialize(de)
+            .map(Query)
+            .map_err(|e| ApiError::bad_request("invalid_query", format!("invalid query parameter '{}': {}", e.path(), e.inner())))
+    }
+}
+
+/// Whether the request asked for a local (stale) read.
+#[derive(Debug, Clone, Copy, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Consistency {
+    #[default]
+    Linearizable,
+    Stale,
+}
+
+impl Consistency {
+    pub fn is_stale(self) -> bool {
+        matches!(self, Consistency::Stale)
+    }
+}
+
+/// A JSON body that may be absent (an empty body means `None`).
+pub struct OptionalJsonBody<T>(pub Option<T>);
+
+impl<T: DeserializeOwned> FromRequest<Arc<Node>> for OptionalJsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, node: &Arc<Node>) -> Result<Self, Self::Rejection> {
+        let bytes = body_bytes(req, node).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJsonBody(None));
+        }
+        parse_json(&bytes).map(|v| OptionalJsonBody(Some(v)))
+    }
+}

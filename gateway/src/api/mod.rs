@@ -1,0 +1,113 @@
+//! The HTTP API. Each file translates HTTP for one area; the logic lives in the domain
+//! crates (catalog: state transitions and validation; policies: decisions).
+
+mod access;
+mod admin;
+mod audit;
+mod audited;
+mod bulk;
+mod context;
+mod datasets;
+mod departments;
+mod error;
+mod raft;
+mod records;
+mod search;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+
+pub use audited::Audited;
+pub use context::{Caller, Consistency, JsonBody, PeerIdentity, Query, current_request_id};
+pub use error::ApiError;
+
+use crate::node::Node;
+
+/// The API router. Layers, outermost first: the request context (id, metrics) wraps
+/// everything so that even a 404 or a 413 carries `x-request-id`; body limits are per
+/// route group, since bulk imports legitimately send far more than other calls.
+pub fn router(node: Arc<Node>) -> Router {
+    let limits = &node.config.limits;
+    let bulk = Router::new()
+        .route("/v1/datasets/bulk", post(datasets::bulk))
+        .route("/v1/departments/bulk", post(departments::bulk))
+        .layer(DefaultBodyLimit::max(limits.max_bulk_bytes));
+    let raft = Router::new()
+        .route(yiwang_raft_store::network::PATH_APPEND, post(raft::append))
+        .route(yiwang_raft_store::network::PATH_VOTE, post(raft::vote))
+        .route(yiwang_raft_store::network::PATH_SNAPSHOT, post(raft::snapshot))
+        .layer(DefaultBodyLimit::max(512 << 20));
+    let api = Router::new()
+        .route("/v1/departments", get(departments::list).post(departments::register))
+        .route("/v1/departments/{code}", get(departments::show))
+        .route("/v1/datasets", get(datasets::list).post(datasets::register))
+        .route(
+            "/v1/datasets/{id}",
+            get(datasets::show).put(datasets::update).delete(datasets::retire),
+        )
+        .route("/v1/datasets/{id}/records", get(records::read))
+        .route("/v1/search", get(search::search))
+        .route("/v1/access-requests", get(access::list_requests).post(access::create_request))
+        .route("/v1/access-requests/{id}", get(access::show_request))
+        .route("/v1/access-requests/{id}/approve", post(access::approve))
+        .route("/v1/access-requests/{id}/reject", post(access::reject))
+        .route("/v1/access-requests/{id}/withdraw", post(access::withdraw))
+        .route("/v1/grants", get(access::list_grants))
+        .route("/v1/grants/{id}", get(access::show_grant).delete(access::revoke))
+        .route("/v1/roles", get(admin::list_roles).post(admin::bind_role).delete(admin::unbind_role))
+        .route("/v1/whoami", get(admin::whoami))
+        .route("/v1/authz/explain", get(admin::explain))
+        .route("/v1/audit", get(audit::search))
+        .route("/v1/audit/verify", get(audit::verify))
+        .route("/v1/cluster", get(admin::cluster))
+        .route("/v1/openapi.json", get(admin::openapi))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes));
+    Router::new()
+        .merge(api)
+        .merge(bulk)
+        .merge(raft)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(node.clone(), context::request_context))
+        .with_state(node)
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!("no such endpoint: {}", uri.path()))
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}
+
+/// Paging parameters shared by list endpoints.
+#[derive(Debug, Clone, Copy)]
+pub struct Paging {
+    pub limit: usize,
+    pub offset: usize,
+}
+
+impl Paging {
+    pub const MAX: usize = 1000;
+
+    pub fn new(limit: Option<usize>, offset: Option<usize>, default: usize) -> Result<Paging, ApiError> {
+        let limit = limit.unwrap_or(default);
+        if limit == 0 || limit > Paging::MAX {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("limit must be between 1 and {}", Paging::MAX),
+            ));
+        }
+        Ok(Paging {
+            limit,
+            offset: offset.unwrap_or(0),
+        })
+    }
+}

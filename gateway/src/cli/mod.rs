@@ -1,0 +1,467 @@
+//! The `yiwang` command line. Exit codes: 0 ok, 1 error (message on stderr), 2 usage.
+
+mod client;
+mod commands;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+pub use client::{Client, ClientError};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "yiwang",
+    version,
+    about = "yiwang (一网): one data-exchange network for a city's departments",
+    long_about = "yiwang (一网): departments register datasets in one Raft-replicated catalog and read \
+each other's data through one mutual-TLS gateway, under casbin policies, with a tamper-evident audit trail.\n\n\
+Start with `yiwang demo`; client commands talk to a node with --server/--cert/--key/--ca \
+(or YIWANG_SERVER, YIWANG_CERT, YIWANG_KEY, YIWANG_CA)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where and as whom client commands connect.
+#[derive(Args, Debug, Clone)]
+pub struct Connection {
+    /// Node URL, e.g. https://127.0.0.1:8443
+    #[arg(long, env = "YIWANG_SERVER", default_value = "https://127.0.0.1:8443")]
+    pub server: String,
+    /// Client certificate (PEM) carrying your SPIFFE ID
+    #[arg(long, env = "YIWANG_CERT")]
+    pub cert: Option<PathBuf>,
+    /// Private key of the client certificate (PEM)
+    #[arg(long, env = "YIWANG_KEY")]
+    pub key: Option<PathBuf>,
+    /// CA certificate that signed the node's certificate (PEM)
+    #[arg(long, env = "YIWANG_CA")]
+    pub ca: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the embedded demo: a one-node cluster with a city's catalog and the Nantong scenario
+    Demo {
+        /// Directory for certificates, data and config (reused when it exists)
+        #[arg(long, default_value = "./yiwang-demo")]
+        dir: PathBuf,
+        /// HTTPS API port on 127.0.0.1
+        #[arg(long, default_value_t = 8443)]
+        port: u16,
+        /// Admin port (/healthz, /readyz, /metrics); default: PORT+1
+        #[arg(long)]
+        admin_port: Option<u16>,
+        /// Do not print the walk-through
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Run a node from a configuration file
+    Serve {
+        /// Path to node.toml
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Manage yiwang's certificate authority
+    #[command(subcommand)]
+    Cert(CertCommand),
+    /// Cluster status
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+    /// Who the server thinks you are (principal, department, roles)
+    Whoami {
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Departments
+    #[command(subcommand)]
+    Department(DepartmentCommand),
+    /// Datasets of the catalog
+    #[command(subcommand)]
+    Dataset(DatasetCommand),
+    /// Full-text search of the catalog
+    Search {
+        /// Search text (Chinese or other)
+        #[arg(default_value = "")]
+        query: String,
+        #[arg(long)]
+        dept: Option<String>,
+        /// unconditional | conditional | none
+        #[arg(long)]
+        share_type: Option<String>,
+        #[arg(long)]
+        theme: Option<String>,
+        /// realtime | daily | weekly | monthly | quarterly | yearly | irregular
+        #[arg(long)]
+        update_cycle: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[arg(long, default_value_t = 0)]
+        offset: usize,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Read records of a dataset
+    Records {
+        /// Dataset id
+        dataset: String,
+        /// Why you read the data (required; audited)
+        #[arg(long)]
+        purpose: String,
+        /// Comma-separated fields (default: all you may see)
+        #[arg(long)]
+        fields: Option<String>,
+        /// Filter expression, e.g. "status = '责令关停' and capacity >= 10"
+        #[arg(long)]
+        filter: Option<String>,
+        /// Rows per page
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Cursor from a previous page
+        #[arg(long)]
+        cursor: Option<String>,
+        /// json | ndjson | csv
+        #[arg(long, default_value = "json")]
+        format: String,
+        /// Follow cursors and print every page (ndjson/csv)
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Access requests: ask, list, decide
+    #[command(subcommand)]
+    Access(AccessCommand),
+    /// Grants: list, revoke
+    #[command(subcommand)]
+    Grant(GrantCommand),
+    /// Role bindings (admins)
+    #[command(subcommand)]
+    Role(RoleCommand),
+    /// The audit trail (auditors)
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CertCommand {
+    /// Create a new CA (ca.pem, ca.key) in DIR
+    InitCa {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value = "yiwang.local")]
+        trust_domain: String,
+    },
+    /// Issue a certificate signed by the CA in --ca
+    Issue {
+        /// Directory holding ca.pem and ca.key
+        #[arg(long)]
+        ca: PathBuf,
+        /// Department code (for people and systems)
+        #[arg(long, required_unless_present = "node")]
+        dept: Option<String>,
+        /// Name: the last part of the SPIFFE ID and the file stem
+        #[arg(long)]
+        name: String,
+        /// Issue a node certificate for this node id instead
+        #[arg(long, conflicts_with = "dept")]
+        node: Option<u64>,
+        /// IP addresses the node serves on (repeatable)
+        #[arg(long)]
+        ip: Vec<IpAddr>,
+        /// DNS names the node serves on (repeatable)
+        #[arg(long)]
+        dns: Vec<String>,
+        /// Output directory (default: the CA directory)
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, default_value = "yiwang.local")]
+        trust_domain: String,
+        /// Validity in days
+        #[arg(long, default_value_t = 825)]
+        days: u32,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClusterCommand {
+    /// Members, leader, term, log and applied indexes
+    Status {
+        #[command(flatten)]
+        conn: Connection,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DepartmentCommand {
+    /// List departments
+    List {
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Show one department
+    Show {
+        code: String,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Register a department (admin)
+    Register {
+        #[arg(long)]
+        code: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        region: String,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Bulk-register departments from NDJSON (admin); progress on stderr
+    Import {
+        file: PathBuf,
+        /// Lines sent per request
+        #[arg(long, default_value_t = 1000)]
+        chunk: usize,
+        #[command(flatten)]
+        conn: Connection,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DatasetCommand {
+    /// Register a dataset from a JSON file (steward)
+    Register {
+        file: PathBuf,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Replace a dataset's description from a JSON file (steward)
+    Update {
+        file: PathBuf,
+        /// Fail unless the stored version is this one
+        #[arg(long)]
+        version: Option<u64>,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Show one dataset
+    Show {
+        id: String,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// List datasets
+    List {
+        #[arg(long)]
+        dept: Option<String>,
+        #[arg(long)]
+        share_type: Option<String>,
+        /// active | retired | all
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long, default_value_t = 0)]
+        offset: usize,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Retire a dataset (steward)
+    Retire {
+        id: String,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Bulk-register datasets from NDJSON (steward, own department); progress on stderr
+    Import {
+        file: PathBuf,
+        /// Lines sent per request
+        #[arg(long, default_value_t = 1000)]
+        chunk: usize,
+        #[command(flatten)]
+        conn: Connection,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AccessCommand {
+    /// Ask for access to a dataset
+    Request {
+        dataset: String,
+        #[arg(long)]
+        purpose: String,
+        /// Comma-separated fields (default: all)
+        #[arg(long)]
+        fields: Option<String>,
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// List requests of your department (as consumer or provider)
+    List {
+        /// pending | approved | rejected | withdrawn
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long)]
+        dataset: Option<String>,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Approve a request (steward of the providing department)
+    Approve {
+        id: String,
+        /// Narrow to these comma-separated fields
+        #[arg(long)]
+        fields: Option<String>,
+        /// Rows the consumer may see (filter expression)
+        #[arg(long)]
+        row_filter: Option<String>,
+        #[arg(long)]
+        days: Option<u32>,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Reject a request with a reason
+    Reject {
+        id: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Withdraw your own pending request
+    Withdraw {
+        id: String,
+        #[command(flatten)]
+        conn: Connection,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GrantCommand {
+    /// List grants of your department
+    List {
+        #[arg(long)]
+        consumer: Option<String>,
+        #[arg(long)]
+        dataset: Option<String>,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Revoke a grant (steward of the providing department)
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        conn: Connection,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RoleCommand {
+    /// List role bindings
+    List {
+        #[arg(long)]
+        dept: Option<String>,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Bind a role to a principal (admin)
+    Bind {
+        /// SPIFFE ID, e.g. spiffe://yiwang.local/dept/320600-GAJ/system
+        principal: String,
+        /// admin | auditor | dept_auditor | steward | system
+        role: String,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Remove a role binding (admin)
+    Unbind {
+        principal: String,
+        role: String,
+        #[command(flatten)]
+        conn: Connection,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Search audit records
+    Search {
+        /// From this time (RFC 3339 or YYYY-MM-DD)
+        #[arg(long)]
+        from: Option<String>,
+        /// Before this time
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long)]
+        principal: Option<String>,
+        /// Department as consumer or provider
+        #[arg(long)]
+        dept: Option<String>,
+        #[arg(long)]
+        dataset: Option<String>,
+        /// allow | deny | error
+        #[arg(long)]
+        decision: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Verify the hash chain: on the server (default) or an audit file (--file)
+    Verify {
+        /// Verify this audit file offline instead of asking the server
+        #[arg(long)]
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Export all matching records as NDJSON
+    Export {
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        to: Option<String>,
+        /// Output file (default: stdout)
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        conn: Connection,
+    },
+}
+
+/// Parses arguments, runs the command and returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    init_logging();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    match rt.block_on(commands::run(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            1
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("YIWANG_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,yiwang_gateway=info,openraft=warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}

@@ -1,0 +1,172 @@
+//! The node configuration (`node.toml`), one struct with documented defaults.
+//!
+//! Relative paths are resolved against the directory holding the config file.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use yiwang_adapters::SourceConfig;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// This node's Raft id; unique in the cluster, never reused.
+    pub node_id: u64,
+    /// Address of the HTTPS API (and Raft RPC) listener.
+    pub listen: SocketAddr,
+    /// Address other nodes and clients use to reach `listen` (`host:port`); defaults to
+    /// `listen`.
+    #[serde(default)]
+    pub advertise: Option<String>,
+    /// Plain-HTTP admin listener: /healthz, /readyz, /metrics. Keep it on loopback or a
+    /// management network.
+    pub admin_listen: SocketAddr,
+    /// Where the node keeps its Raft log, state, search index and audit trail.
+    pub data_dir: PathBuf,
+    /// SPIFFE trust domain of certificates accepted by this node.
+    #[serde(default = "default_trust_domain")]
+    pub trust_domain: String,
+    /// Initialise a one-node cluster on first start (the demo, or the first node of a
+    /// new cluster). Other nodes join with `yiwang cluster add-learner`.
+    #[serde(default)]
+    pub bootstrap: bool,
+    pub tls: TlsConfig,
+    #[serde(default)]
+    pub raft: RaftConfig,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub audit: AuditConfig,
+    /// Department data sources by id; credentials live here (or in files named here),
+    /// never in the catalog.
+    #[serde(default)]
+    pub sources: BTreeMap<String, SourceConfig>,
+    /// Folder relative source paths resolve against (the config file's folder).
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// CA certificate(s) that client and peer certificates must chain to.
+    pub ca: PathBuf,
+    /// This node's certificate (SPIFFE ID `spiffe://<trust-domain>/node/<node_id>`).
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RaftConfig {
+    pub heartbeat_ms: u64,
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    /// Build a snapshot (and compact the log) after this many entries.
+    pub snapshot_logs: u64,
+    /// Entries kept in the log after a snapshot, for followers that lag a little.
+    pub keep_logs: u64,
+}
+
+impl Default for RaftConfig {
+    fn default() -> Self {
+        RaftConfig {
+            heartbeat_ms: 250,
+            election_timeout_min_ms: 1000,
+            election_timeout_max_ms: 2000,
+            snapshot_logs: 10_000,
+            keep_logs: 1_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest request body for ordinary requests (bytes).
+    pub max_body_bytes: usize,
+    /// Largest NDJSON body for bulk imports (bytes).
+    pub max_bulk_bytes: usize,
+    /// Rows a records request returns when it gives no `limit`.
+    pub default_rows: usize,
+    /// Most rows one records request may return.
+    pub max_rows: usize,
+    /// Datasets per Raft entry in bulk imports.
+    pub bulk_batch: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 1 << 20,
+            max_bulk_bytes: 64 << 20,
+            default_rows: 100,
+            max_rows: 10_000,
+            bulk_batch: 500,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Publish this node's audit chain head through Raft at most this often (seconds).
+    pub anchor_interval_s: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig { anchor_interval_s: 10 }
+    }
+}
+
+fn default_trust_domain() -> String {
+    yiwang_catalog::identity::DEFAULT_TRUST_DOMAIN.to_string()
+}
+
+impl NodeConfig {
+    /// Reads and checks a config file, resolving relative paths against its folder.
+    pub fn load(path: &Path) -> Result<NodeConfig> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let mut cfg: NodeConfig = toml::from_str(&text).with_context(|| format!("invalid config {}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        cfg.resolve(base);
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    /// Makes relative paths absolute against `base`.
+    pub fn resolve(&mut self, base: &Path) {
+        let abs = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        abs(&mut self.data_dir);
+        abs(&mut self.tls.ca);
+        abs(&mut self.tls.cert);
+        abs(&mut self.tls.key);
+        self.base_dir = base.to_path_buf();
+    }
+
+    pub fn check(&self) -> Result<()> {
+        let r = &self.raft;
+        if r.election_timeout_min_ms <= r.heartbeat_ms || r.election_timeout_max_ms <= r.election_timeout_min_ms {
+            bail!("raft: need heartbeat_ms < election_timeout_min_ms < election_timeout_max_ms");
+        }
+        if self.limits.max_rows == 0 || self.limits.default_rows == 0 || self.limits.default_rows > self.limits.max_rows {
+            bail!("limits: need 0 < default_rows <= max_rows");
+        }
+        if self.limits.bulk_batch == 0 {
+            bail!("limits: bulk_batch must be positive");
+        }
+        Ok(())
+    }
+
+    pub fn advertise_addr(&self) -> String {
+        self.advertise.clone().unwrap_or_else(|| self.listen.to_string())
+    }
+}

@@ -1,0 +1,16 @@
+//! The `yiwang` binary's library: the mTLS gateway, the HTTP API, the audit trail, the
+//! node configuration, the demo and the CLI.
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
+
+pub mod api;
+pub mod audit;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod metrics;
+pub mod node;
+pub mod pki;
+pub mod serve;
+pub mod server;
+pub mod tls;

@@ -1,0 +1,102 @@
+//! Prometheus metrics, served on the admin listener at `/metrics`.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub method: String,
+    /// The route template (`/v1/datasets/{id}`), never the raw path, to bound cardinality.
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DecisionLabels {
+    pub action: String,
+    pub decision: String,
+}
+
+/// All metrics of a node; cheap to clone.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    pub requests: Family<RequestLabels, Counter>,
+    pub request_seconds: Family<RequestLabels, Histogram>,
+    pub decisions: Family<DecisionLabels, Counter>,
+    pub audit_records: Counter,
+    pub audit_fsync: Histogram,
+    pub audit_wait: Histogram,
+    pub raft_term: Gauge,
+    pub raft_leader: Gauge,
+    pub raft_last_applied: Gauge,
+    pub raft_last_log: Gauge,
+    pub search_docs: Gauge,
+    pub tls_handshake_failures: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut r = Registry::with_prefix("yiwang");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let request_seconds = Family::<RequestLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0002, 2.0, 16))
+        });
+        let decisions = Family::<DecisionLabels, Counter>::default();
+        let audit_records = Counter::default();
+        let audit_fsync = Histogram::new(exponential_buckets(0.00005, 2.0, 16));
+        let audit_wait = Histogram::new(exponential_buckets(0.00005, 2.0, 16));
+        let raft_term = Gauge::default();
+        let raft_leader = Gauge::default();
+        let raft_last_applied = Gauge::default();
+        let raft_last_log = Gauge::default();
+        let search_docs = Gauge::default();
+        let tls_handshake_failures = Counter::default();
+        r.register("http_requests", "HTTP requests answered", requests.clone());
+        r.register("http_request_seconds", "HTTP request latency", request_seconds.clone());
+        r.register("policy_decisions", "Audited decisions by action and outcome", decisions.clone());
+        r.register("audit_records", "Audit records written durably", audit_records.clone());
+        r.register("audit_fsync_seconds", "Time of one audit group commit (write + fdatasync)", audit_fsync.clone());
+        r.register("audit_wait_seconds", "Time a request waits for its audit record", audit_wait.clone());
+        r.register("raft_term", "Current Raft term", raft_term.clone());
+        r.register("raft_leader", "Id of the current leader (0 when unknown)", raft_leader.clone());
+        r.register("raft_last_applied", "Last log index applied to the catalog", raft_last_applied.clone());
+        r.register("raft_last_log_index", "Last log index in this node's log", raft_last_log.clone());
+        r.register("search_documents", "Datasets in the search index", search_docs.clone());
+        r.register("tls_handshake_failures", "TLS handshakes that failed (e.g. no client certificate)", tls_handshake_failures.clone());
+        Metrics {
+            registry: Arc::new(r),
+            requests,
+            request_seconds,
+            decisions,
+            audit_records,
+            audit_fsync,
+            audit_wait,
+            raft_term,
+            raft_leader,
+            raft_last_applied,
+            raft_last_log,
+            search_docs,
+            tls_handshake_failures,
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}

@@ -1,0 +1,51 @@
+//! `yiwang serve`: run a node until SIGINT/SIGTERM, then stop cleanly.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use anyhow::Result;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+
+use crate::config::NodeConfig;
+use crate::node::Node;
+
+pub type AfterStart = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
+
+/// Starts the node and its listeners, runs `after_start` (seeding, banners), and serves
+/// until a stop signal.
+pub async fn run<F>(config: NodeConfig, after_start: F) -> Result<()>
+where
+    F: FnOnce(Arc<Node>) -> AfterStart,
+{
+    let node = Node::start(config).await?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (api_addr, admin_addr, serving) = crate::server::bind(node.clone(), stop_rx).await?;
+    tracing::info!("node {} serving https://{api_addr} (admin http://{admin_addr})", node.config.node_id);
+    let server = tokio::spawn(serving);
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let startup = after_start(node.clone());
+    tokio::pin!(startup);
+    let mut started = false;
+    loop {
+        tokio::select! {
+            r = &mut startup, if !started => {
+                started = true;
+                if let Err(e) = r {
+                    let _ = stop_tx.send(true);
+                    node.shutdown().await;
+                    return Err(e);
+                }
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    eprintln!("yiwang: stopping");
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), server).await;
+    node.shutdown().await;
+    Ok(())
+}

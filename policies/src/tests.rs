@@ -1,0 +1,229 @@
+//! Decisions against a real casbin enforcer and a real catalog state.
+
+use yiwang_catalog::model::*;
+use yiwang_catalog::{CatalogState, Command, SharedState};
+
+use crate::{Action, PolicyEngine, PolicyError, Principal};
+
+const T0: &str = "2026-11-01T00:00:00.000Z";
+const NOW: &str = "2026-11-05T00:00:00.000Z";
+const YJJ: &str = "320600-YJJ";
+const JTJ: &str = "320600-JTJ";
+const GAJ: &str = "320600-GAJ";
+
+fn who(dept: &str, name: &str) -> Principal {
+    Principal {
+        id: format!("spiffe://yiwang.local/dept/{dept}/{name}"),
+        dept: dept.into(),
+    }
+}
+
+fn dataset(id: &str, dept: &str, share: ShareType) -> DatasetInput {
+    DatasetInput {
+        id: id.into(),
+        dept: dept.into(),
+        title: "卡口记录".into(),
+        summary: String::new(),
+        keywords: vec![],
+        theme: "交通运输".into(),
+        format: Format::Table,
+        share_type: share,
+        share_condition: if share == ShareType::Unconditional { String::new() } else { "依法".into() },
+        open_type: String::new(),
+        update_cycle: UpdateCycle::Daily,
+        fields: vec![
+            Field {
+                name: "plate".into(),
+                title: "车牌".into(),
+                field_type: FieldType::String,
+                sensitivity: Sensitivity::Public,
+                masking: None,
+            },
+            Field {
+                name: "driver_id_no".into(),
+                title: "驾驶员身份证号".into(),
+                field_type: FieldType::String,
+                sensitivity: Sensitivity::Sensitive,
+                masking: Some(Masking::IdCard),
+            },
+        ],
+        source: None,
+    }
+}
+
+fn apply(s: &mut CatalogState, c: Command) {
+    s.apply(c).0.expect("command applies");
+}
+
+fn state() -> CatalogState {
+    let mut s = CatalogState::default();
+    apply(
+        &mut s,
+        Command::RegisterDepartments {
+            at: T0.into(),
+            departments: [YJJ, JTJ, GAJ]
+                .iter()
+                .map(|c| Department {
+                    code: c.to_string(),
+                    name: c.to_string(),
+                    region: "南通市".into(),
+                    created_at: String::new(),
+                })
+                .collect(),
+        },
+    );
+    apply(
+        &mut s,
+        Command::RegisterDatasets {
+            at: T0.into(),
+            datasets: vec![
+                dataset("DS-U", JTJ, ShareType::Unconditional),
+                dataset("DS-C", JTJ, ShareType::Conditional),
+                dataset("DS-N", JTJ, ShareType::None),
+            ],
+        },
+    );
+    let mut bindings = vec![];
+    for (d, n, r) in [
+        (GAJ, "system", Role::System),
+        (JTJ, "steward", Role::Steward),
+        (JTJ, "system", Role::System),
+        (YJJ, "auditor", Role::DeptAuditor),
+        (YJJ, "admin", Role::Admin),
+    ] {
+        bindings.push(RoleBinding { principal: who(d, n).id, role: r });
+    }
+    apply(&mut s, Command::BindRoles { bindings });
+    s
+}
+
+fn grant(s: &mut CatalogState, req: &str, grant: &str, fields: Option<Vec<&str>>, filter: Option<&str>) {
+    apply(
+        s,
+        Command::CreateRequest {
+            request: AccessRequest {
+                id: req.into(),
+                consumer: who(GAJ, "system").id,
+                consumer_dept: GAJ.into(),
+                dataset: "DS-C".into(),
+                provider_dept: String::new(),
+                fields: vec![],
+                purpose: "案件侦办".into(),
+                days: 10,
+                state: RequestState::Pending,
+                created_at: T0.into(),
+                decided_by: None,
+                decided_at: None,
+                reason: None,
+                grant_id: None,
+            },
+        },
+    );
+    apply(
+        s,
+        Command::ApproveRequest {
+            id: req.into(),
+            by: who(JTJ, "steward").id,
+            at: T0.into(),
+            grant_id: grant.into(),
+            fields: fields.map(|f| f.into_iter().map(String::from).collect()),
+            row_filter: filter.map(String::from),
+            days: None,
+        },
+    );
+}
+
+async fn engine(s: CatalogState) -> (PolicyEngine, SharedState) {
+    let shared = SharedState::default();
+    shared.replace(s);
+    (PolicyEngine::new(shared.clone()).await.unwrap(), shared)
+}
+
+fn ds(shared: &SharedState, id: &str) -> Dataset {
+    shared.read().datasets[id].clone()
+}
+
+#[tokio::test]
+async fn unconditional_reads_mask_sensitive_fields() {
+    let (e, s) = engine(state()).await;
+    let plan = e.plan_read(&who(GAJ, "system"), &ds(&s, "DS-U"), None, NOW).await.unwrap();
+    assert_eq!(plan.masked_fields(), vec!["driver_id_no"]);
+    assert_eq!(plan.decision.rule.as_deref(), Some("p, system, read, unconditional, any"));
+    // The own department sees everything in clear, whatever its role.
+    let plan = e.plan_read(&who(JTJ, "steward"), &ds(&s, "DS-N"), None, NOW).await.unwrap();
+    assert!(plan.masked_fields().is_empty());
+    assert_eq!(plan.columns.len(), 2);
+}
+
+#[tokio::test]
+async fn conditional_needs_an_active_grant_and_only_its_fields() {
+    let (e, s) = engine(state()).await;
+    let err = e.plan_read(&who(GAJ, "system"), &ds(&s, "DS-C"), None, NOW).await.unwrap_err();
+    assert!(matches!(&err, PolicyError::Denied(m) if m.contains("holds no grant")), "{err}");
+
+    let mut st = s.read().clone();
+    grant(&mut st, "R1", "G1", Some(vec!["plate"]), Some("plate like '苏F%'"));
+    s.replace(st);
+    e.reload().await.unwrap();
+    let plan = e.plan_read(&who(GAJ, "system"), &ds(&s, "DS-C"), None, NOW).await.unwrap();
+    assert_eq!(plan.columns.iter().map(|c| c.field.name.as_str()).collect::<Vec<_>>(), vec!["plate"]);
+    assert_eq!(plan.decision.grant.as_deref(), Some("G1"));
+    assert_eq!(plan.row_filter.unwrap().to_string(), "plate like '苏F%'");
+    let err = e
+        .plan_read(&who(GAJ, "system"), &ds(&s, "DS-C"), Some(&["driver_id_no".into()]), NOW)
+        .await
+        .unwrap_err();
+    assert!(matches!(&err, PolicyError::Denied(m) if m.contains("driver_id_no")), "{err}");
+    let err = e
+        .plan_read(&who(GAJ, "system"), &ds(&s, "DS-C"), Some(&["nope".into()]), NOW)
+        .await
+        .unwrap_err();
+    assert!(matches!(&err, PolicyError::Invalid(m) if m.contains("nope")), "{err}");
+    // After expiry (10 days) the grant no longer serves.
+    let err = e
+        .plan_read(&who(GAJ, "system"), &ds(&s, "DS-C"), None, "2026-11-12T00:00:00.000Z")
+        .await
+        .unwrap_err();
+    assert!(matches!(&err, PolicyError::Denied(m) if m.contains("no longer active")), "{err}");
+}
+
+#[tokio::test]
+async fn revocation_reaches_the_enforcer_incrementally() {
+    let mut st = state();
+    grant(&mut st, "R1", "G1", None, None);
+    let (e, s) = engine(st).await;
+    e.plan_read(&who(GAJ, "system"), &ds(&s, "DS-C"), None, NOW).await.unwrap();
+    let mut st = s.read().clone();
+    let (r, changes) = st.apply(Command::RevokeGrant { id: "G1".into(), by: "x".into(), at: NOW.into() });
+    r.unwrap();
+    s.replace(st);
+    e.apply(&changes).await.unwrap();
+    assert!(e.plan_read(&who(GAJ, "system"), &ds(&s, "DS-C"), None, NOW).await.is_err());
+}
+
+#[tokio::test]
+async fn none_never_leaves_and_roles_gate_actions() {
+    let (e, s) = engine(state()).await;
+    let err = e.plan_read(&who(GAJ, "system"), &ds(&s, "DS-N"), None, NOW).await.unwrap_err();
+    assert!(matches!(&err, PolicyError::Denied(m) if m.contains("share_type none")), "{err}");
+    // A steward of another department reads nothing of JTJ's, even unconditional data.
+    assert!(e.plan_read(&who(YJJ, "auditor"), &ds(&s, "DS-U"), None, NOW).await.is_err());
+    let u = ds(&s, "DS-U");
+    assert!(e.decide(&who(JTJ, "steward"), Action::Write, Some(&u), JTJ).await.unwrap().allowed);
+    assert!(!e.decide(&who(JTJ, "system"), Action::Write, Some(&u), JTJ).await.unwrap().allowed);
+    assert!(!e.decide(&who(GAJ, "system"), Action::Decide, Some(&u), JTJ).await.unwrap().allowed);
+    assert!(e.decide(&who(YJJ, "admin"), Action::Manage, None, "*").await.unwrap().allowed);
+    assert!(!e.decide(&who(JTJ, "steward"), Action::Manage, None, "*").await.unwrap().allowed);
+    // Department auditors audit their own department only.
+    assert!(e.decide(&who(YJJ, "auditor"), Action::Audit, None, YJJ).await.unwrap().allowed);
+    assert!(!e.decide(&who(YJJ, "auditor"), Action::Audit, None, JTJ).await.unwrap().allowed);
+    // Role changes apply incrementally.
+    let mut st = s.read().clone();
+    let (r, changes) = st.apply(Command::UnbindRole {
+        binding: RoleBinding { principal: who(JTJ, "steward").id, role: Role::Steward },
+    });
+    r.unwrap();
+    s.replace(st);
+    e.apply(&changes).await.unwrap();
+    assert!(!e.decide(&who(JTJ, "steward"), Action::Write, Some(&u), JTJ).await.unwrap().allowed);
+}

@@ -1,0 +1,281 @@
+//! Test harness: starts the real `yiwang` binary on loopback and talks to it over HTTPS
+//! with client certificates, as department systems do.
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+/// The `yiwang` binary under test: `YIWANG_BIN`, or the one cargo built next to the
+/// test executable.
+pub fn binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("YIWANG_BIN") {
+        return PathBuf::from(p);
+    }
+    // target/<profile>/deps/<test-exe> → target/<profile>/yiwang
+    let exe = std::env::current_exe().expect("current exe");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = profile_dir.join("yiwang");
+    assert!(
+        bin.exists(),
+        "the yiwang binary is not built at {}: run `cargo build -p yiwang-gateway` first (ops/test.sh does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A free loopback port (bound and released; good enough for tests on one machine).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A running node started with `yiwang demo` in a temporary directory.
+pub struct DemoNode {
+    pub dir: PathBuf,
+    pub port: u16,
+    pub admin_port: u16,
+    child: Option<Child>,
+    _tmp: Option<tempfile::TempDir>,
+    log: PathBuf,
+}
+
+impl DemoNode {
+    /// Starts a fresh demo node and waits until it is ready and seeded.
+    pub fn start() -> DemoNode {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("demo");
+        let mut node = DemoNode::start_in(&dir).expect("demo node starts");
+        node._tmp = Some(tmp);
+        node
+    }
+
+    /// Starts (or restarts) a demo node in `dir`.
+    pub fn start_in(dir: &Path) -> Result<DemoNode> {
+        let port = free_port();
+        let admin_port = free_port();
+        Self::start_on(dir, port, admin_port)
+    }
+
+    pub fn start_on(dir: &Path, port: u16, admin_port: u16) -> Result<DemoNode> {
+        std::fs::create_dir_all(dir)?;
+        let log = dir.join(format!("test-node-{port}.log"));
+        let log_file = std::fs::File::create(&log)?;
+        let child = Command::new(binary())
+            .args(["demo", "--dir"])
+            .arg(dir)
+            .args(["--port", &port.to_string(), "--admin-port", &admin_port.to_string()])
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file)
+            .stdin(Stdio::null())
+            .spawn()
+            .context("cannot start yiwang")?;
+        let mut node = DemoNode {
+            dir: dir.to_path_buf(),
+            port,
+            admin_port,
+            child: Some(child),
+            _tmp: None,
+            log,
+        };
+        node.wait_serving(Duration::from_secs(120))?;
+        Ok(node)
+    }
+
+    /// Waits until the banner says the demo is serving (seeded and ready).
+    fn wait_serving(&mut self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+            if text.contains("yiwang demo is serving") {
+                return Ok(());
+            }
+            if let Some(child) = self.child.as_mut()
+                && let Some(status) = child.try_wait()?
+            {
+                bail!("yiwang exited with {status} before serving:\n{text}");
+            }
+            if Instant::now() > deadline {
+                bail!("yiwang not serving after {timeout:?}:\n{text}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn base(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    pub fn certs(&self) -> PathBuf {
+        self.dir.join("certs")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// An HTTPS client presenting the demo principal `name`'s certificate.
+    pub fn client(&self, name: &str) -> Api {
+        let c = self.certs();
+        Api::new(&self.base(), &c.join("ca.pem"), &c.join(format!("{name}.pem")), &c.join(format!("{name}.key")))
+    }
+
+    /// Stops the node with SIGTERM and waits for it to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills the node with SIGKILL (a crash).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Path of the node's audit file.
+    pub fn audit_file(&self) -> PathBuf {
+        self.dir.join("node-1").join("audit").join("node-1.log")
+    }
+}
+
+impl Drop for DemoNode {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A blocking-free HTTPS client for tests (its own small runtime per call site).
+pub struct Api {
+    pub base: String,
+    http: reqwest::Client,
+    rt: tokio::runtime::Runtime,
+}
+
+/// A response as a test sees it.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).map(String::from)
+    }
+
+    /// The error code of a JSON error body.
+    pub fn code(&self) -> String {
+        self.json()["error"]["code"].as_str().unwrap_or_default().to_string()
+    }
+
+    pub fn message(&self) -> String {
+        self.json()["error"]["message"].as_str().unwrap_or_default().to_string()
+    }
+}
+
+pub fn tls_config(ca: &Path, cert: &Path, key: &Path) -> rustls::ClientConfig {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let certs: Vec<_> = CertificateDer::pem_file_iter(cert).unwrap().map(|c| c.unwrap()).collect();
+    let key = PrivateKeyDer::from_pem_file(key).unwrap();
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(certs, key)
+        .unwrap()
+}
+
+impl Api {
+    pub fn new(base: &str, ca: &Path, cert: &Path, key: &Path) -> Api {
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls(tls_config(ca, cert, key))
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        Api {
+            base: base.to_string(),
+            http,
+            rt: tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap(),
+        }
+    }
+
+    pub fn send(&self, req: reqwest::RequestBuilder) -> Resp {
+        self.rt.block_on(async {
+            let r = req.send().await.expect("request reaches the node");
+            let status = r.status().as_u16();
+            let headers = r.headers().clone();
+            let body = r.text().await.unwrap_or_default();
+            Resp { status, headers, body }
+        })
+    }
+
+    pub fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, format!("{}{}", self.base, path))
+    }
+
+    pub fn get(&self, path: &str) -> Resp {
+        self.send(self.req(reqwest::Method::GET, path))
+    }
+
+    /// A data read with a purpose.
+    pub fn read(&self, path: &str, purpose: &str) -> Resp {
+        self.send(self.req(reqwest::Method::GET, path).header("x-purpose", purpose))
+    }
+
+    pub fn post(&self, path: &str, body: &Value) -> Resp {
+        self.send(self.req(reqwest::Method::POST, path).json(body))
+    }
+
+    pub fn put(&self, path: &str, body: &Value) -> Resp {
+        self.send(self.req(reqwest::Method::PUT, path).json(body))
+    }
+
+    pub fn delete(&self, path: &str) -> Resp {
+        self.send(self.req(reqwest::Method::DELETE, path))
+    }
+}
+
+/// Runs the CLI against a node, returning (exit code, stdout, stderr).
+pub fn cli(node: &DemoNode, principal: &str, args: &[&str]) -> (i32, String, String) {
+    let c = node.certs();
+    let out = Command::new(binary())
+        .args(args)
+        .env("YIWANG_SERVER", node.base())
+        .env("YIWANG_CA", c.join("ca.pem"))
+        .env("YIWANG_CERT", c.join(format!("{principal}.pem")))
+        .env("YIWANG_KEY", c.join(format!("{principal}.key")))
+        .output()
+        .expect("run yiwang");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
