@@ -8,15 +8,23 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::CatalogError;
-use crate::model::{AccessRequest, AuditAnchor, Dataset, DatasetInput, Department, Grant, RoleBinding};
+use crate::model::{
+    AccessRequest, AuditAnchor, Dataset, DatasetInput, Department, Grant, RoleBinding,
+};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Command {
     /// Registers departments; each item succeeds or fails on its own.
-    RegisterDepartments { at: String, departments: Vec<Department> },
+    RegisterDepartments {
+        at: String,
+        departments: Vec<Department>,
+    },
     /// Registers datasets; each item succeeds or fails on its own.
-    RegisterDatasets { at: String, datasets: Vec<DatasetInput> },
+    RegisterDatasets {
+        at: String,
+        datasets: Vec<DatasetInput>,
+    },
     /// Replaces a dataset's description; the department cannot change.
     UpdateDataset {
         at: String,
@@ -25,10 +33,19 @@ pub enum Command {
         expected_version: Option<u64>,
     },
     /// Retires a dataset: it stays in the catalog (for audit) but is no longer served.
-    RetireDataset { at: String, id: String },
-    BindRoles { bindings: Vec<RoleBinding> },
-    UnbindRole { binding: RoleBinding },
-    CreateRequest { request: AccessRequest },
+    RetireDataset {
+        at: String,
+        id: String,
+    },
+    BindRoles {
+        bindings: Vec<RoleBinding>,
+    },
+    UnbindRole {
+        binding: RoleBinding,
+    },
+    CreateRequest {
+        request: AccessRequest,
+    },
     ApproveRequest {
         id: String,
         by: String,
@@ -41,22 +58,53 @@ pub enum Command {
         /// Overrides the requested duration.
         days: Option<u32>,
     },
-    RejectRequest { id: String, by: String, at: String, reason: String },
-    WithdrawRequest { id: String, by: String, at: String },
-    RevokeGrant { id: String, by: String, at: String },
-    PublishAnchor { anchor: AuditAnchor },
+    RejectRequest {
+        id: String,
+        by: String,
+        at: String,
+        reason: String,
+    },
+    WithdrawRequest {
+        id: String,
+        by: String,
+        at: String,
+    },
+    RevokeGrant {
+        id: String,
+        by: String,
+        at: String,
+    },
+    PublishAnchor {
+        anchor: AuditAnchor,
+    },
 }
 
 /// What an applied command produced.
+// One outcome exists per applied command and is moved, never stored in bulk: boxing
+// the larger variants would cost an allocation for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome {
-    Departments { results: Vec<Result<Department, CatalogError>> },
-    Datasets { results: Vec<Result<Dataset, CatalogError>> },
-    Dataset { dataset: Dataset },
-    Request { request: AccessRequest },
-    Approved { request: AccessRequest, grant: Grant },
-    Grant { grant: Grant },
+    Departments {
+        results: Vec<Result<Department, CatalogError>>,
+    },
+    Datasets {
+        results: Vec<Result<Dataset, CatalogError>>,
+    },
+    Dataset {
+        dataset: Dataset,
+    },
+    Request {
+        request: AccessRequest,
+    },
+    Approved {
+        request: AccessRequest,
+        grant: Grant,
+    },
+    Grant {
+        grant: Grant,
+    },
     Done,
 }
 

@@ -26,15 +26,13 @@ pub enum SpiffeId {
 
 fn is_name(s: &str) -> bool {
     (1..=64).contains(&s.len())
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 fn is_trust_domain(s: &str) -> bool {
     (1..=255).contains(&s.len())
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.' | '_'))
 }
 

@@ -4,8 +4,8 @@
 #![deny(rust_2018_idioms)]
 
 pub mod clock;
-pub mod demo;
 pub mod command;
+pub mod demo;
 pub mod error;
 pub mod filter;
 pub mod identity;

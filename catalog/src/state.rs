@@ -103,7 +103,12 @@ impl CatalogState {
                     self.check_binding(i, b)?;
                 }
                 for b in bindings {
-                    if self.roles.entry(b.principal.clone()).or_default().insert(b.role) {
+                    if self
+                        .roles
+                        .entry(b.principal.clone())
+                        .or_default()
+                        .insert(b.role)
+                    {
                         changes.push(Change::Roles(b.principal));
                     }
                 }
@@ -120,7 +125,11 @@ impl CatalogState {
                         format!("{} {}", binding.principal, binding.role),
                     ));
                 }
-                if self.roles.get(&binding.principal).is_some_and(|r| r.is_empty()) {
+                if self
+                    .roles
+                    .get(&binding.principal)
+                    .is_some_and(|r| r.is_empty())
+                {
                     self.roles.remove(&binding.principal);
                 }
                 changes.push(Change::Roles(binding.principal));
@@ -162,7 +171,9 @@ impl CatalogState {
                     .get_mut(&id)
                     .ok_or_else(|| CatalogError::not_found("grant", &id))?;
                 if g.revoked_at.is_some() {
-                    return Err(CatalogError::conflict(format!("grant '{id}' is already revoked")));
+                    return Err(CatalogError::conflict(format!(
+                        "grant '{id}' is already revoked"
+                    )));
                 }
                 g.revoked_at = Some(at);
                 g.revoked_by = Some(by);
@@ -195,7 +206,10 @@ impl CatalogState {
     ) -> Result<Department> {
         validate::department(&d)?;
         if self.departments.contains_key(&d.code) {
-            return Err(CatalogError::conflict(format!("department '{}' already exists", d.code)));
+            return Err(CatalogError::conflict(format!(
+                "department '{}' already exists",
+                d.code
+            )));
         }
         d.created_at = at.to_string();
         self.departments.insert(d.code.clone(), d.clone());
@@ -205,7 +219,10 @@ impl CatalogState {
 
     fn check_dept(&self, code: &str) -> Result<()> {
         if !self.departments.contains_key(code) {
-            return Err(CatalogError::invalid("dept", format!("unknown department '{code}'")));
+            return Err(CatalogError::invalid(
+                "dept",
+                format!("unknown department '{code}'"),
+            ));
         }
         Ok(())
     }
@@ -219,7 +236,10 @@ impl CatalogState {
         validate::dataset(&input)?;
         self.check_dept(&input.dept)?;
         if self.datasets.contains_key(&input.id) {
-            return Err(CatalogError::conflict(format!("dataset '{}' already exists", input.id)));
+            return Err(CatalogError::conflict(format!(
+                "dataset '{}' already exists",
+                input.id
+            )));
         }
         let d = from_input(input, at, at, 1);
         self.datasets.insert(d.id.clone(), d.clone());
@@ -239,7 +259,10 @@ impl CatalogState {
         if current.dept != input.dept {
             return Err(CatalogError::invalid(
                 "dept",
-                format!("a dataset cannot move to another department (it belongs to '{}')", current.dept),
+                format!(
+                    "a dataset cannot move to another department (it belongs to '{}')",
+                    current.dept
+                ),
             ));
         }
         if let Some(v) = expected_version
@@ -270,13 +293,22 @@ impl CatalogState {
     fn check_binding(&self, i: usize, b: &RoleBinding) -> Result<()> {
         let field = format!("bindings[{i}].principal");
         let id = crate::identity::SpiffeId::parse(&b.principal).ok_or_else(|| {
-            CatalogError::invalid(&field, format!("'{}' is not a department principal", b.principal))
+            CatalogError::invalid(
+                &field,
+                format!("'{}' is not a department principal", b.principal),
+            )
         })?;
         let Some(dept) = id.dept() else {
-            return Err(CatalogError::invalid(&field, "roles are bound to department principals, not nodes"));
+            return Err(CatalogError::invalid(
+                &field,
+                "roles are bound to department principals, not nodes",
+            ));
         };
         if !self.departments.contains_key(dept) {
-            return Err(CatalogError::invalid(&field, format!("unknown department '{dept}'")));
+            return Err(CatalogError::invalid(
+                &field,
+                format!("unknown department '{dept}'"),
+            ));
         }
         Ok(())
     }
@@ -285,14 +317,20 @@ impl CatalogState {
         validate::purpose(&r.purpose)?;
         validate::days("days", r.days)?;
         if self.requests.contains_key(&r.id) {
-            return Err(CatalogError::conflict(format!("access request '{}' already exists", r.id)));
+            return Err(CatalogError::conflict(format!(
+                "access request '{}' already exists",
+                r.id
+            )));
         }
         let d = self
             .datasets
             .get(&r.dataset)
             .ok_or_else(|| CatalogError::not_found("dataset", &r.dataset))?;
         if d.status == DatasetStatus::Retired {
-            return Err(CatalogError::conflict(format!("dataset '{}' is retired", d.id)));
+            return Err(CatalogError::conflict(format!(
+                "dataset '{}' is retired",
+                d.id
+            )));
         }
         if d.share_type == ShareType::None {
             return Err(CatalogError::conflict(format!(
@@ -330,7 +368,9 @@ impl CatalogState {
         changes: &mut Vec<Change>,
     ) -> ApplyResult {
         if self.grants.contains_key(&grant_id) {
-            return Err(CatalogError::conflict(format!("grant '{grant_id}' already exists")));
+            return Err(CatalogError::conflict(format!(
+                "grant '{grant_id}' already exists"
+            )));
         }
         let r = self
             .requests
@@ -346,17 +386,24 @@ impl CatalogState {
             .datasets
             .get(&r.dataset)
             .filter(|d| d.status == DatasetStatus::Active)
-            .ok_or_else(|| CatalogError::conflict(format!("dataset '{}' is no longer active", r.dataset)))?;
+            .ok_or_else(|| {
+                CatalogError::conflict(format!("dataset '{}' is no longer active", r.dataset))
+            })?;
         let fields = match fields {
             Some(f) if f.is_empty() => {
-                return Err(CatalogError::invalid("fields", "must name at least one field"));
+                return Err(CatalogError::invalid(
+                    "fields",
+                    "must name at least one field",
+                ));
             }
             Some(f) => {
                 for (i, name) in f.iter().enumerate() {
                     if !r.fields.contains(name) {
                         return Err(CatalogError::invalid(
                             format!("fields[{i}]"),
-                            format!("'{name}' was not requested; an approval can only narrow the request"),
+                            format!(
+                                "'{name}' was not requested; an approval can only narrow the request"
+                            ),
                         ));
                     }
                 }
@@ -366,9 +413,12 @@ impl CatalogState {
         };
         check_fields("fields", &fields, d)?;
         if let Some(rf) = &row_filter {
-            let expr = crate::filter::parse(rf).map_err(|e| CatalogError::invalid("row_filter", e.to_string()))?;
+            let expr = crate::filter::parse(rf)
+                .map_err(|e| CatalogError::invalid("row_filter", e.to_string()))?;
             crate::filter::validate(&expr, &d.fields).map_err(|e| match e {
-                CatalogError::Invalid { message, .. } => CatalogError::invalid("row_filter", message),
+                CatalogError::Invalid { message, .. } => {
+                    CatalogError::invalid("row_filter", message)
+                }
                 other => other,
             })?;
         }
@@ -427,7 +477,10 @@ fn check_fields(path: &str, fields: &[String], d: &Dataset) -> Result<()> {
             ));
         }
         if !seen.insert(name) {
-            return Err(CatalogError::invalid(format!("{path}[{i}]"), format!("duplicate field '{name}'")));
+            return Err(CatalogError::invalid(
+                format!("{path}[{i}]"),
+                format!("duplicate field '{name}'"),
+            ));
         }
     }
     Ok(())

@@ -32,10 +32,17 @@ fn input(id: &str, dept: &str, share: ShareType) -> DatasetInput {
         theme: "交通运输".into(),
         format: Format::Table,
         share_type: share,
-        share_condition: if share == ShareType::Unconditional { String::new() } else { "依法".into() },
+        share_condition: if share == ShareType::Unconditional {
+            String::new()
+        } else {
+            "依法".into()
+        },
         open_type: String::new(),
         update_cycle: UpdateCycle::Daily,
-        fields: vec![field("plate", Sensitivity::Public), field("driver_id_no", Sensitivity::Sensitive)],
+        fields: vec![
+            field("plate", Sensitivity::Public),
+            field("driver_id_no", Sensitivity::Sensitive),
+        ],
         source: None,
     }
 }
@@ -100,14 +107,20 @@ fn bulk_registration_reports_each_item_and_keeps_the_good_ones() {
             input("X-1", "320600-NOPE", ShareType::Unconditional),
         ],
     });
-    let Ok(Outcome::Datasets { results }) = r else { panic!("{r:?}") };
+    let Ok(Outcome::Datasets { results }) = r else {
+        panic!("{r:?}")
+    };
     assert!(results[0].is_ok());
     assert!(matches!(&results[1], Err(CatalogError::Invalid { field, .. }) if field == "title"));
     assert!(matches!(&results[2], Err(CatalogError::Conflict { .. })));
     assert!(matches!(&results[3], Err(CatalogError::Invalid { field, .. }) if field == "dept"));
     assert_eq!(changes, vec![Change::Dataset("JTJ-2".into())]);
     assert_eq!(s.datasets.len(), 2);
-    assert_eq!(s.datasets["JTJ-1"].share_type, ShareType::Conditional, "duplicate must not overwrite");
+    assert_eq!(
+        s.datasets["JTJ-1"].share_type,
+        ShareType::Conditional,
+        "duplicate must not overwrite"
+    );
 }
 
 #[test]
@@ -120,7 +133,9 @@ fn update_bumps_version_and_refuses_dept_change_and_stale_versions() {
         dataset: changed.clone(),
         expected_version: Some(1),
     });
-    let Ok(Outcome::Dataset { dataset }) = r else { panic!("{r:?}") };
+    let Ok(Outcome::Dataset { dataset }) = r else {
+        panic!("{r:?}")
+    };
     assert_eq!(dataset.version, 2);
     assert_eq!(dataset.published_at, T0);
     assert_eq!(dataset.updated_at, T1);
@@ -145,21 +160,37 @@ fn update_bumps_version_and_refuses_dept_change_and_stale_versions() {
 #[test]
 fn retire_keeps_the_dataset_but_blocks_further_changes() {
     let mut s = seeded();
-    let (r, _) = s.apply(Command::RetireDataset { at: T1.into(), id: "JTJ-1".into() });
+    let (r, _) = s.apply(Command::RetireDataset {
+        at: T1.into(),
+        id: "JTJ-1".into(),
+    });
     r.unwrap();
     assert_eq!(s.datasets["JTJ-1"].status, DatasetStatus::Retired);
-    let (r, _) = s.apply(Command::RetireDataset { at: T1.into(), id: "JTJ-1".into() });
+    let (r, _) = s.apply(Command::RetireDataset {
+        at: T1.into(),
+        id: "JTJ-1".into(),
+    });
     assert!(matches!(r, Err(CatalogError::Conflict { .. })));
-    let (r, _) = s.apply(Command::CreateRequest { request: request("R1") });
+    let (r, _) = s.apply(Command::CreateRequest {
+        request: request("R1"),
+    });
     assert!(matches!(r, Err(CatalogError::Conflict { .. })));
 }
 
 #[test]
 fn request_approve_grant_revoke() {
     let mut s = seeded();
-    let (r, _) = s.apply(Command::CreateRequest { request: request("R1") });
-    let Ok(Outcome::Request { request: req }) = r else { panic!("{r:?}") };
-    assert_eq!(req.fields, vec!["plate", "driver_id_no"], "empty fields means all fields");
+    let (r, _) = s.apply(Command::CreateRequest {
+        request: request("R1"),
+    });
+    let Ok(Outcome::Request { request: req }) = r else {
+        panic!("{r:?}")
+    };
+    assert_eq!(
+        req.fields,
+        vec!["plate", "driver_id_no"],
+        "empty fields means all fields"
+    );
     assert_eq!(req.provider_dept, "320600-JTJ");
 
     // Approval may only narrow the request.
@@ -168,13 +199,19 @@ fn request_approve_grant_revoke() {
     assert!(matches!(r, Err(CatalogError::Invalid { field, .. }) if field == "fields[1]"));
 
     let (r, changes) = s.apply(approve("R1", "G1", Some(vec!["plate"])));
-    let Ok(Outcome::Approved { request, grant }) = r else { panic!("{r:?}") };
+    let Ok(Outcome::Approved { request, grant }) = r else {
+        panic!("{r:?}")
+    };
     assert_eq!(request.state, RequestState::Approved);
     assert_eq!(grant.fields, vec!["plate"]);
     assert_eq!(grant.expires_at, "2026-12-02T00:00:00.000Z");
     assert_eq!(changes.len(), 2);
     assert_eq!(s.active_grants("320600-GAJ", "JTJ-1", T1).count(), 1);
-    assert_eq!(s.active_grants("320600-GAJ", "JTJ-1", "2026-12-03T00:00:00.000Z").count(), 0);
+    assert_eq!(
+        s.active_grants("320600-GAJ", "JTJ-1", "2026-12-03T00:00:00.000Z")
+            .count(),
+        0
+    );
 
     // Deciding twice is a conflict.
     let (r, _) = s.apply(Command::RejectRequest {
@@ -185,17 +222,29 @@ fn request_approve_grant_revoke() {
     });
     assert!(matches!(r, Err(CatalogError::Conflict { .. })));
 
-    let (r, _) = s.apply(Command::RevokeGrant { id: "G1".into(), by: "x".into(), at: T1.into() });
+    let (r, _) = s.apply(Command::RevokeGrant {
+        id: "G1".into(),
+        by: "x".into(),
+        at: T1.into(),
+    });
     r.unwrap();
     assert_eq!(s.active_grants("320600-GAJ", "JTJ-1", T1).count(), 0);
-    let (r, _) = s.apply(Command::RevokeGrant { id: "G1".into(), by: "x".into(), at: T1.into() });
+    let (r, _) = s.apply(Command::RevokeGrant {
+        id: "G1".into(),
+        by: "x".into(),
+        at: T1.into(),
+    });
     assert!(matches!(r, Err(CatalogError::Conflict { .. })));
 }
 
 #[test]
 fn reject_needs_a_reason_and_own_or_none_datasets_cannot_be_requested() {
     let mut s = seeded();
-    s.apply(Command::CreateRequest { request: request("R1") }).0.unwrap();
+    s.apply(Command::CreateRequest {
+        request: request("R1"),
+    })
+    .0
+    .unwrap();
     let (r, _) = s.apply(Command::RejectRequest {
         id: "R1".into(),
         by: "x".into(),
@@ -205,7 +254,10 @@ fn reject_needs_a_reason_and_own_or_none_datasets_cannot_be_requested() {
     assert!(matches!(r, Err(CatalogError::Invalid { field, .. }) if field == "reason"));
     let mut own = request("R2");
     own.consumer_dept = "320600-JTJ".into();
-    assert!(matches!(s.apply(Command::CreateRequest { request: own }).0, Err(CatalogError::Conflict { .. })));
+    assert!(matches!(
+        s.apply(Command::CreateRequest { request: own }).0,
+        Err(CatalogError::Conflict { .. })
+    ));
     s.apply(Command::RegisterDatasets {
         at: T0.into(),
         datasets: vec![input("JTJ-9", "320600-JTJ", ShareType::None)],
@@ -214,13 +266,20 @@ fn reject_needs_a_reason_and_own_or_none_datasets_cannot_be_requested() {
     .unwrap();
     let mut none = request("R3");
     none.dataset = "JTJ-9".into();
-    assert!(matches!(s.apply(Command::CreateRequest { request: none }).0, Err(CatalogError::Conflict { .. })));
+    assert!(matches!(
+        s.apply(Command::CreateRequest { request: none }).0,
+        Err(CatalogError::Conflict { .. })
+    ));
 }
 
 #[test]
 fn approve_validates_row_filter_against_fields() {
     let mut s = seeded();
-    s.apply(Command::CreateRequest { request: request("R1") }).0.unwrap();
+    s.apply(Command::CreateRequest {
+        request: request("R1"),
+    })
+    .0
+    .unwrap();
     let mut bad = approve("R1", "G1", None);
     if let Command::ApproveRequest { row_filter, .. } = &mut bad {
         *row_filter = Some("unknown_col = 1".into());
@@ -245,22 +304,42 @@ fn roles_bind_to_known_departments_only() {
         principal: "spiffe://yiwang.local/dept/320600-XXX/system".into(),
         role: Role::System,
     };
-    let (r, _) = s.apply(Command::BindRoles { bindings: vec![ok.clone(), bad] });
-    assert!(matches!(r, Err(CatalogError::Invalid { field, .. }) if field == "bindings[1].principal"));
+    let (r, _) = s.apply(Command::BindRoles {
+        bindings: vec![ok.clone(), bad],
+    });
+    assert!(
+        matches!(r, Err(CatalogError::Invalid { field, .. }) if field == "bindings[1].principal")
+    );
     assert!(s.roles.is_empty(), "a failed batch binds nothing");
-    s.apply(Command::BindRoles { bindings: vec![ok.clone()] }).0.unwrap();
+    s.apply(Command::BindRoles {
+        bindings: vec![ok.clone()],
+    })
+    .0
+    .unwrap();
     assert!(s.has_role(&ok.principal, Role::System));
-    s.apply(Command::UnbindRole { binding: ok.clone() }).0.unwrap();
+    s.apply(Command::UnbindRole {
+        binding: ok.clone(),
+    })
+    .0
+    .unwrap();
     assert!(!s.has_role(&ok.principal, Role::System));
-    assert!(matches!(s.apply(Command::UnbindRole { binding: ok }).0, Err(CatalogError::NotFound { .. })));
+    assert!(matches!(
+        s.apply(Command::UnbindRole { binding: ok }).0,
+        Err(CatalogError::NotFound { .. })
+    ));
 }
 
 #[test]
 fn apply_is_deterministic() {
     let cmds = vec![
-        Command::CreateRequest { request: request("R1") },
+        Command::CreateRequest {
+            request: request("R1"),
+        },
         approve("R1", "G1", None),
-        Command::RetireDataset { at: T1.into(), id: "JTJ-1".into() },
+        Command::RetireDataset {
+            at: T1.into(),
+            id: "JTJ-1".into(),
+        },
     ];
     let mut a = seeded();
     let mut b = seeded();

@@ -194,7 +194,9 @@ impl StateMachineApp for CatalogStore {
         let event = if self.reset_due {
             self.reset_due = false;
             self.pending.clear();
-            ViewEvent::Reset { index: last_applied }
+            ViewEvent::Reset {
+                index: last_applied,
+            }
         } else {
             ViewEvent::Changed {
                 index: last_applied,

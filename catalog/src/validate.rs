@@ -35,8 +35,7 @@ pub fn is_resource_code(s: &str) -> bool {
     let len = s.len();
     (2..=64).contains(&len)
         && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
 }
 
@@ -44,7 +43,9 @@ pub fn is_resource_code(s: &str) -> bool {
 pub fn is_identifier(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
-        && s.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && s.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
@@ -53,7 +54,10 @@ fn text(field: &str, value: &str, max_chars: usize, required: bool) -> Result<()
         return Err(invalid(field, "must not be empty"));
     }
     if value.chars().count() > max_chars {
-        return Err(invalid(field, format!("longer than {max_chars} characters")));
+        return Err(invalid(
+            field,
+            format!("longer than {max_chars} characters"),
+        ));
     }
     if value.chars().any(|c| c.is_control() && c != '\n') {
         return Err(invalid(field, "contains control characters"));
@@ -65,7 +69,10 @@ pub fn department(d: &Department) -> Result<()> {
     if !is_code(&d.code) {
         return Err(invalid(
             "code",
-            format!("'{}' is not a department code (letters, digits and '-', 2-32 characters, e.g. 320600-YJJ)", d.code),
+            format!(
+                "'{}' is not a department code (letters, digits and '-', 2-32 characters, e.g. 320600-YJJ)",
+                d.code
+            ),
         ));
     }
     text("name", &d.name, 100, true)?;
@@ -77,18 +84,27 @@ pub fn dataset(d: &DatasetInput) -> Result<()> {
     if !is_resource_code(&d.id) {
         return Err(invalid(
             "id",
-            format!("'{}' is not a resource code (letters, digits, '-', '.', '_'; 2-64 characters)", d.id),
+            format!(
+                "'{}' is not a resource code (letters, digits, '-', '.', '_'; 2-64 characters)",
+                d.id
+            ),
         ));
     }
     if !is_code(&d.dept) {
-        return Err(invalid("dept", format!("'{}' is not a department code", d.dept)));
+        return Err(invalid(
+            "dept",
+            format!("'{}' is not a department code", d.dept),
+        ));
     }
     text("title", &d.title, MAX_TITLE_CHARS, true)?;
     text("summary", &d.summary, MAX_SUMMARY_CHARS, false)?;
     text("theme", &d.theme, 50, true)?;
     text("open_type", &d.open_type, 50, false)?;
     if d.keywords.len() > MAX_KEYWORDS {
-        return Err(invalid("keywords", format!("more than {MAX_KEYWORDS} keywords")));
+        return Err(invalid(
+            "keywords",
+            format!("more than {MAX_KEYWORDS} keywords"),
+        ));
     }
     for (i, k) in d.keywords.iter().enumerate() {
         text(&format!("keywords[{i}]"), k, 50, true)?;
@@ -105,7 +121,10 @@ pub fn dataset(d: &DatasetInput) -> Result<()> {
         })?,
     }
     if d.format == Format::Table && d.fields.is_empty() {
-        return Err(invalid("fields", "a table dataset needs at least one field"));
+        return Err(invalid(
+            "fields",
+            "a table dataset needs at least one field",
+        ));
     }
     if d.fields.len() > MAX_FIELDS {
         return Err(invalid("fields", format!("more than {MAX_FIELDS} fields")));
@@ -119,7 +138,10 @@ pub fn dataset(d: &DatasetInput) -> Result<()> {
             ));
         }
         if !names.insert(f.name.as_str()) {
-            return Err(invalid(format!("fields[{i}].name"), format!("duplicate field '{}'", f.name)));
+            return Err(invalid(
+                format!("fields[{i}].name"),
+                format!("duplicate field '{}'", f.name),
+            ));
         }
         text(&format!("fields[{i}].title"), &f.title, 100, true)?;
         if f.masking.is_some() && f.sensitivity != Sensitivity::Sensitive {
@@ -131,10 +153,16 @@ pub fn dataset(d: &DatasetInput) -> Result<()> {
     }
     if let Some(src) = &d.source {
         if !is_identifier(&src.id.replace('-', "_")) {
-            return Err(invalid("source.id", format!("'{}' is not a source id", src.id)));
+            return Err(invalid(
+                "source.id",
+                format!("'{}' is not a source id", src.id),
+            ));
         }
         if !is_identifier(&src.table) {
-            return Err(invalid("source.table", format!("'{}' is not a table name", src.table)));
+            return Err(invalid(
+                "source.table",
+                format!("'{}' is not a table name", src.table),
+            ));
         }
     }
     Ok(())
@@ -156,7 +184,10 @@ pub fn purpose(p: &str) -> Result<()> {
 
 pub fn days(field: &str, days: u32) -> Result<()> {
     if days == 0 || days > MAX_GRANT_DAYS {
-        return Err(invalid(field, format!("must be between 1 and {MAX_GRANT_DAYS}")));
+        return Err(invalid(
+            field,
+            format!("must be between 1 and {MAX_GRANT_DAYS}"),
+        ));
     }
     Ok(())
 }

@@ -119,7 +119,9 @@ pub struct AuditConfig {
 
 impl Default for AuditConfig {
     fn default() -> Self {
-        AuditConfig { anchor_interval_s: 10 }
+        AuditConfig {
+            anchor_interval_s: 10,
+        }
     }
 }
 
@@ -130,8 +132,10 @@ fn default_trust_domain() -> String {
 impl NodeConfig {
     /// Reads and checks a config file, resolving relative paths against its folder.
     pub fn load(path: &Path) -> Result<NodeConfig> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let mut cfg: NodeConfig = toml::from_str(&text).with_context(|| format!("invalid config {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let mut cfg: NodeConfig =
+            toml::from_str(&text).with_context(|| format!("invalid config {}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         cfg.resolve(base);
         cfg.check()?;
@@ -154,10 +158,15 @@ impl NodeConfig {
 
     pub fn check(&self) -> Result<()> {
         let r = &self.raft;
-        if r.election_timeout_min_ms <= r.heartbeat_ms || r.election_timeout_max_ms <= r.election_timeout_min_ms {
+        if r.election_timeout_min_ms <= r.heartbeat_ms
+            || r.election_timeout_max_ms <= r.election_timeout_min_ms
+        {
             bail!("raft: need heartbeat_ms < election_timeout_min_ms < election_timeout_max_ms");
         }
-        if self.limits.max_rows == 0 || self.limits.default_rows == 0 || self.limits.default_rows > self.limits.max_rows {
+        if self.limits.max_rows == 0
+            || self.limits.default_rows == 0
+            || self.limits.default_rows > self.limits.max_rows
+        {
             bail!("limits: need 0 < default_rows <= max_rows");
         }
         if self.limits.bulk_batch == 0 {
@@ -167,6 +176,8 @@ impl NodeConfig {
     }
 
     pub fn advertise_addr(&self) -> String {
-        self.advertise.clone().unwrap_or_else(|| self.listen.to_string())
+        self.advertise
+            .clone()
+            .unwrap_or_else(|| self.listen.to_string())
     }
 }

@@ -65,17 +65,57 @@ impl Metrics {
         let search_docs = Gauge::default();
         let tls_handshake_failures = Counter::default();
         r.register("http_requests", "HTTP requests answered", requests.clone());
-        r.register("http_request_seconds", "HTTP request latency", request_seconds.clone());
-        r.register("policy_decisions", "Audited decisions by action and outcome", decisions.clone());
-        r.register("audit_records", "Audit records written durably", audit_records.clone());
-        r.register("audit_fsync_seconds", "Time of one audit group commit (write + fdatasync)", audit_fsync.clone());
-        r.register("audit_wait_seconds", "Time a request waits for its audit record", audit_wait.clone());
+        r.register(
+            "http_request_seconds",
+            "HTTP request latency",
+            request_seconds.clone(),
+        );
+        r.register(
+            "policy_decisions",
+            "Audited decisions by action and outcome",
+            decisions.clone(),
+        );
+        r.register(
+            "audit_records",
+            "Audit records written durably",
+            audit_records.clone(),
+        );
+        r.register(
+            "audit_fsync_seconds",
+            "Time of one audit group commit (write + fdatasync)",
+            audit_fsync.clone(),
+        );
+        r.register(
+            "audit_wait_seconds",
+            "Time a request waits for its audit record",
+            audit_wait.clone(),
+        );
         r.register("raft_term", "Current Raft term", raft_term.clone());
-        r.register("raft_leader", "Id of the current leader (0 when unknown)", raft_leader.clone());
-        r.register("raft_last_applied", "Last log index applied to the catalog", raft_last_applied.clone());
-        r.register("raft_last_log_index", "Last log index in this node's log", raft_last_log.clone());
-        r.register("search_documents", "Datasets in the search index", search_docs.clone());
-        r.register("tls_handshake_failures", "TLS handshakes that failed (e.g. no client certificate)", tls_handshake_failures.clone());
+        r.register(
+            "raft_leader",
+            "Id of the current leader (0 when unknown)",
+            raft_leader.clone(),
+        );
+        r.register(
+            "raft_last_applied",
+            "Last log index applied to the catalog",
+            raft_last_applied.clone(),
+        );
+        r.register(
+            "raft_last_log_index",
+            "Last log index in this node's log",
+            raft_last_log.clone(),
+        );
+        r.register(
+            "search_documents",
+            "Datasets in the search index",
+            search_docs.clone(),
+        );
+        r.register(
+            "tls_handshake_failures",
+            "TLS handshakes that failed (e.g. no client certificate)",
+            tls_handshake_failures.clone(),
+        );
         Metrics {
             registry: Arc::new(r),
             requests,
@@ -96,7 +136,8 @@ impl Metrics {
     /// The Prometheus text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
         out
     }
 }

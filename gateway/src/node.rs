@@ -13,7 +13,9 @@ use openraft::error::{ClientWriteError, RaftError};
 use tokio::sync::watch;
 use yiwang_adapters::Sources;
 use yiwang_catalog::search::{IndexDoc, SearchIndex};
-use yiwang_catalog::{CatalogHandles, CatalogStore, Change, Command, Outcome, SharedState, ViewEvent};
+use yiwang_catalog::{
+    CatalogHandles, CatalogStore, Change, Command, Outcome, SharedState, ViewEvent,
+};
 use yiwang_policies::PolicyEngine;
 use yiwang_raft_store::{LogStore, Raft, StateMachineStore, network::Network, open_db};
 
@@ -48,7 +50,8 @@ impl Node {
     /// initialises itself as a one-voter cluster.
     pub async fn start(config: NodeConfig) -> Result<Arc<Node>> {
         let data = &config.data_dir;
-        std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
+        std::fs::create_dir_all(data)
+            .with_context(|| format!("cannot create {}", data.display()))?;
         let metrics = Metrics::new();
 
         let raft_config = openraft::Config {
@@ -66,9 +69,14 @@ impl Node {
         let log_store = LogStore::open(open_db(&data.join("raft-log.redb"))?)?;
         let (catalog, handles) = CatalogStore::new();
         let sm_store = StateMachineStore::open(open_db(&data.join("state.redb"))?, catalog)?;
-        let CatalogHandles { state, events, applied } = handles;
+        let CatalogHandles {
+            state,
+            events,
+            applied,
+        } = handles;
 
-        let peer_client = crate::tls::http_client(&config.tls.ca, &config.tls.cert, &config.tls.key)?;
+        let peer_client =
+            crate::tls::http_client(&config.tls.ca, &config.tls.cert, &config.tls.key)?;
         let raft = Raft::new(
             config.node_id,
             Arc::new(raft_config),
@@ -81,14 +89,29 @@ impl Node {
 
         if config.bootstrap && !raft.is_initialized().await.map_err(|e| anyhow!("{e}"))? {
             let mut members = BTreeMap::new();
-            members.insert(config.node_id, openraft::BasicNode { addr: config.advertise_addr() });
-            raft.initialize(members).await.map_err(|e| anyhow!("cannot initialise cluster: {e}"))?;
-            tracing::info!("initialised a new one-node cluster (node {})", config.node_id);
+            members.insert(
+                config.node_id,
+                openraft::BasicNode {
+                    addr: config.advertise_addr(),
+                },
+            );
+            raft.initialize(members)
+                .await
+                .map_err(|e| anyhow!("cannot initialise cluster: {e}"))?;
+            tracing::info!(
+                "initialised a new one-node cluster (node {})",
+                config.node_id
+            );
         }
 
         let search = Arc::new(SearchIndex::open(&data.join("search"))?);
-        let policy = Arc::new(PolicyEngine::new(state.clone()).await.map_err(|e| anyhow!("{e}"))?);
-        let sources = Sources::from_config(&config.sources, &config.base_dir).map_err(|e| anyhow!("sources: {e}"))?;
+        let policy = Arc::new(
+            PolicyEngine::new(state.clone())
+                .await
+                .map_err(|e| anyhow!("{e}"))?,
+        );
+        let sources = Sources::from_config(&config.sources, &config.base_dir)
+            .map_err(|e| anyhow!("sources: {e}"))?;
         let audit = AuditLog::open(&data.join("audit"), config.node_id, metrics.clone())?;
 
         let (policy_tx, policy_applied) = watch::channel(0);
@@ -123,13 +146,21 @@ impl Node {
     /// Proposes a command through Raft and returns its outcome once the policy view
     /// reflects it, so a grant approved by one request is honoured by the next.
     pub async fn propose(&self, cmd: Command) -> Result<Outcome, ApiError> {
-        let resp = self.raft.client_write(cmd_value(&cmd)?).await.map_err(|e| match e {
-            RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => ApiError::unavailable(match f.leader_node {
-                Some(n) => format!("this node is not the leader; send writes to {}", n.addr),
-                None => "no leader is elected yet; retry shortly".into(),
-            }),
-            other => ApiError::internal(format!("raft write failed: {other}")),
-        })?;
+        let resp = self
+            .raft
+            .client_write(cmd_value(&cmd)?)
+            .await
+            .map_err(|e| match e {
+                RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
+                    ApiError::unavailable(match f.leader_node {
+                        Some(n) => {
+                            format!("this node is not the leader; send writes to {}", n.addr)
+                        }
+                        None => "no leader is elected yet; retry shortly".into(),
+                    })
+                }
+                other => ApiError::internal(format!("raft write failed: {other}")),
+            })?;
         let index = resp.log_id.index;
         self.wait_policy(index).await;
         let result: yiwang_catalog::ApplyResult = serde_json::from_value(resp.data)
@@ -139,7 +170,10 @@ impl Node {
 
     async fn wait_policy(&self, index: u64) {
         let mut rx = self.policy_applied.clone();
-        if tokio::time::timeout(VIEW_WAIT, rx.wait_for(|i| *i >= index)).await.is_err() {
+        if tokio::time::timeout(VIEW_WAIT, rx.wait_for(|i| *i >= index))
+            .await
+            .is_err()
+        {
             tracing::warn!("policy view did not reach index {index} within {VIEW_WAIT:?}");
         }
     }
@@ -150,11 +184,11 @@ impl Node {
         if stale {
             return Ok(());
         }
-        let read_log = self
-            .raft
-            .ensure_linearizable()
-            .await
-            .map_err(|e| ApiError::unavailable(format!("cannot serve a linearizable read here: {e}; add ?consistency=stale to read locally")))?;
+        let read_log = self.raft.ensure_linearizable().await.map_err(|e| {
+            ApiError::unavailable(format!(
+                "cannot serve a linearizable read here: {e}; add ?consistency=stale to read locally"
+            ))
+        })?;
         if let Some(l) = read_log {
             let mut rx = self.applied.clone();
             let _ = tokio::time::timeout(VIEW_WAIT, rx.wait_for(|i| *i >= l.index)).await;
@@ -231,9 +265,15 @@ impl Node {
     pub fn refresh_metrics(&self) {
         let m = self.raft.metrics().borrow().clone();
         self.metrics.raft_term.set(m.current_term as i64);
-        self.metrics.raft_leader.set(m.current_leader.unwrap_or(0) as i64);
-        self.metrics.raft_last_applied.set(m.last_applied.map_or(0, |l| l.index) as i64);
-        self.metrics.raft_last_log.set(m.last_log_index.unwrap_or(0) as i64);
+        self.metrics
+            .raft_leader
+            .set(m.current_leader.unwrap_or(0) as i64);
+        self.metrics
+            .raft_last_applied
+            .set(m.last_applied.map_or(0, |l| l.index) as i64);
+        self.metrics
+            .raft_last_log
+            .set(m.last_log_index.unwrap_or(0) as i64);
         self.metrics.search_docs.set(self.search.num_docs() as i64);
     }
 
@@ -275,7 +315,9 @@ async fn run_views(
                 staged.clear();
                 let s2 = search.clone();
                 let st = state.clone();
-                let rebuilt = tokio::task::spawn_blocking(move || rebuild_search_if_stale(&s2, &st, index)).await;
+                let rebuilt =
+                    tokio::task::spawn_blocking(move || rebuild_search_if_stale(&s2, &st, index))
+                        .await;
                 match rebuilt {
                     Ok(Ok(n)) => {
                         if let Some(n) = n {
@@ -294,17 +336,24 @@ async fn run_views(
                     let _ = policy.reload().await;
                 }
                 policy_tx.send_replace(index);
-                staged.extend(changes.into_iter().filter(|c| matches!(c, Change::Dataset(_) | Change::Department(_))));
+                staged.extend(
+                    changes
+                        .into_iter()
+                        .filter(|c| matches!(c, Change::Dataset(_) | Change::Department(_))),
+                );
                 staged_index = index;
             }
         }
         let idle = events.is_empty();
-        if staged_index > *search_tx.borrow() && (idle || last_commit.elapsed() >= SEARCH_COMMIT_EVERY) {
+        if staged_index > *search_tx.borrow()
+            && (idle || last_commit.elapsed() >= SEARCH_COMMIT_EVERY)
+        {
             let batch = std::mem::take(&mut staged);
             let s2 = search.clone();
             let st = state.clone();
             let index = staged_index;
-            match tokio::task::spawn_blocking(move || index_changes(&s2, &st, &batch, index)).await {
+            match tokio::task::spawn_blocking(move || index_changes(&s2, &st, &batch, index)).await
+            {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => tracing::error!("search index update failed: {e}"),
                 Err(e) => tracing::error!("search index update panicked: {e}"),
@@ -321,11 +370,19 @@ fn doc_for(state: &yiwang_catalog::CatalogState, id: &str) -> Option<IndexDoc> {
     if d.status != yiwang_catalog::model::DatasetStatus::Active {
         return None;
     }
-    let dept_name = state.departments.get(&d.dept).map_or("", |x| x.name.as_str());
+    let dept_name = state
+        .departments
+        .get(&d.dept)
+        .map_or("", |x| x.name.as_str());
     Some(IndexDoc::from_dataset(d, dept_name))
 }
 
-fn index_changes(search: &SearchIndex, state: &SharedState, changes: &[Change], index: u64) -> Result<()> {
+fn index_changes(
+    search: &SearchIndex,
+    state: &SharedState,
+    changes: &[Change],
+    index: u64,
+) -> Result<()> {
     let docs: Vec<Result<IndexDoc, String>> = {
         let s = state.read();
         let mut ids: Vec<String> = Vec::new();
@@ -333,15 +390,20 @@ fn index_changes(search: &SearchIndex, state: &SharedState, changes: &[Change], 
             match c {
                 Change::Dataset(id) => ids.push(id.clone()),
                 // A renamed department changes dept_name in all its documents.
-                Change::Department(code) => {
-                    ids.extend(s.datasets.values().filter(|d| &d.dept == code).map(|d| d.id.clone()))
-                }
+                Change::Department(code) => ids.extend(
+                    s.datasets
+                        .values()
+                        .filter(|d| &d.dept == code)
+                        .map(|d| d.id.clone()),
+                ),
                 _ => {}
             }
         }
         ids.sort();
         ids.dedup();
-        ids.into_iter().map(|id| doc_for(&s, &id).ok_or(id)).collect()
+        ids.into_iter()
+            .map(|id| doc_for(&s, &id).ok_or(id))
+            .collect()
     };
     for doc in docs {
         match doc {
@@ -353,7 +415,11 @@ fn index_changes(search: &SearchIndex, state: &SharedState, changes: &[Change], 
 }
 
 /// Rebuilds the index when it does not reflect `index` (fresh, lost, or stale).
-fn rebuild_search_if_stale(search: &SearchIndex, state: &SharedState, index: u64) -> Result<Option<usize>> {
+fn rebuild_search_if_stale(
+    search: &SearchIndex,
+    state: &SharedState,
+    index: u64,
+) -> Result<Option<usize>> {
     if !search.opened_fresh() && search.applied_marker() == Some(index) {
         return Ok(None);
     }

@@ -26,7 +26,8 @@ pub fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let tmp = path.with_extension("tmp");
     {
-        let mut f = fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+        let mut f =
+            fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
         f.write_all(contents)?;
         f.sync_all()?;
     }
@@ -46,7 +47,10 @@ pub fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
 pub fn init_ca(out: &Path, trust_domain: &str) -> Result<PathBuf> {
     let cert_path = out.join(CA_CERT);
     if cert_path.exists() {
-        bail!("{} already exists; refusing to replace an existing CA", cert_path.display());
+        bail!(
+            "{} already exists; refusing to replace an existing CA",
+            cert_path.display()
+        );
     }
     let key = KeyPair::generate().context("cannot generate CA key")?;
     let mut params = CertificateParams::default();
@@ -85,7 +89,8 @@ pub fn issue(ca_dir: &Path, out: &Path, req: &IssueRequest<'_>) -> Result<(PathB
     let ca_key_pem = fs::read_to_string(ca_dir.join(CA_KEY))
         .with_context(|| format!("cannot read {}", ca_dir.join(CA_KEY).display()))?;
     let ca_key = KeyPair::from_pem(&ca_key_pem).context("cannot parse CA key")?;
-    let issuer = Issuer::from_ca_cert_pem(&ca_pem, ca_key).context("cannot parse CA certificate")?;
+    let issuer =
+        Issuer::from_ca_cert_pem(&ca_pem, ca_key).context("cannot parse CA certificate")?;
 
     let key = KeyPair::generate().context("cannot generate key")?;
     let mut params = CertificateParams::default();
@@ -96,24 +101,36 @@ pub fn issue(ca_dir: &Path, out: &Path, req: &IssueRequest<'_>) -> Result<(PathB
     }
     params.distinguished_name = dn;
     params.subject_alt_names.push(SanType::URI(
-        req.spiffe.to_string().try_into().context("SPIFFE ID is not a valid URI")?,
+        req.spiffe
+            .to_string()
+            .try_into()
+            .context("SPIFFE ID is not a valid URI")?,
     ));
     for ip in req.ips {
         params.subject_alt_names.push(SanType::IpAddress(*ip));
     }
     for name in req.dns {
         params.subject_alt_names.push(SanType::DnsName(
-            name.clone().try_into().with_context(|| format!("'{name}' is not a DNS name"))?,
+            name.clone()
+                .try_into()
+                .with_context(|| format!("'{name}' is not a DNS name"))?,
         ));
     }
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     if matches!(req.spiffe, SpiffeId::Node { .. }) {
-        params.extended_key_usages.push(ExtendedKeyUsagePurpose::ServerAuth);
+        params
+            .extended_key_usages
+            .push(ExtendedKeyUsagePurpose::ServerAuth);
     }
     params.not_before = OffsetDateTime::now_utc() - Duration::hours(1);
     params.not_after = OffsetDateTime::now_utc() + Duration::days(i64::from(req.days));
-    let cert = params.signed_by(&key, &issuer).context("cannot sign certificate")?;
+    let cert = params
+        .signed_by(&key, &issuer)
+        .context("cannot sign certificate")?;
     let cert_path = out.join(format!("{}.pem", req.name));
     let key_path = out.join(format!("{}.key", req.name));
     write_file(&key_path, key.serialize_pem().as_bytes(), 0o600)?;

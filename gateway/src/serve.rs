@@ -22,7 +22,10 @@ where
     let node = Node::start(config).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let (api_addr, admin_addr, serving) = crate::server::bind(node.clone(), stop_rx).await?;
-    tracing::info!("node {} serving https://{api_addr} (admin http://{admin_addr})", node.config.node_id);
+    tracing::info!(
+        "node {} serving https://{api_addr} (admin http://{admin_addr})",
+        node.config.node_id
+    );
     let server = tokio::spawn(serving);
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;

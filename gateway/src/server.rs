@@ -26,7 +26,11 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub async fn bind(
     node: Arc<Node>,
     shutdown: watch::Receiver<bool>,
-) -> Result<(SocketAddr, SocketAddr, impl std::future::Future<Output = ()>)> {
+) -> Result<(
+    SocketAddr,
+    SocketAddr,
+    impl std::future::Future<Output = ()>,
+)> {
     let cfg = &node.config;
     let tls = crate::tls::server_config(&cfg.tls.ca, &cfg.tls.cert, &cfg.tls.key)?;
     let api_listener = TcpListener::bind(cfg.listen)
@@ -37,14 +41,24 @@ pub async fn bind(
         .with_context(|| format!("cannot listen on {} (admin)", cfg.admin_listen))?;
     let api_addr = api_listener.local_addr()?;
     let admin_addr = admin_listener.local_addr()?;
-    let api = serve_api(api_listener, TlsAcceptor::from(Arc::new(tls)), node.clone(), shutdown.clone());
+    let api = serve_api(
+        api_listener,
+        TlsAcceptor::from(Arc::new(tls)),
+        node.clone(),
+        shutdown.clone(),
+    );
     let admin = serve_admin(admin_listener, node, shutdown);
     Ok((api_addr, admin_addr, async move {
         tokio::join!(api, admin);
     }))
 }
 
-async fn serve_api(listener: TcpListener, acceptor: TlsAcceptor, node: Arc<Node>, mut shutdown: watch::Receiver<bool>) {
+async fn serve_api(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    node: Arc<Node>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let router = api::router(node.clone());
     loop {
         let (tcp, peer) = tokio::select! {
@@ -87,10 +101,11 @@ async fn serve_api(listener: TcpListener, acceptor: TlsAcceptor, node: Arc<Node>
                     .ok_or_else(|| "no client certificate".to_string())
                     .and_then(crate::tls::spiffe_id),
             ));
-            let service = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(identity.clone());
-                router.clone().oneshot(req.map(axum::body::Body::new))
-            });
+            let service =
+                hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(identity.clone());
+                    router.clone().oneshot(req.map(axum::body::Body::new))
+                });
             let mut builder = auto::Builder::new(TokioExecutor::new());
             builder
                 .http1()
@@ -118,22 +133,35 @@ async fn serve_admin(listener: TcpListener, node: Arc<Node>, mut shutdown: watch
         .route("/healthz", get(|| async { "ok\n" }))
         .route(
             "/readyz",
-            get(|axum::extract::State(node): axum::extract::State<Arc<Node>>| async move {
-                match node.readiness() {
-                    Ok(()) => (axum::http::StatusCode::OK, "ready\n".to_string()).into_response(),
-                    Err(why) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")).into_response(),
-                }
-            }),
+            get(
+                |axum::extract::State(node): axum::extract::State<Arc<Node>>| async move {
+                    match node.readiness() {
+                        Ok(()) => {
+                            (axum::http::StatusCode::OK, "ready\n".to_string()).into_response()
+                        }
+                        Err(why) => (
+                            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                            format!("not ready: {why}\n"),
+                        )
+                            .into_response(),
+                    }
+                },
+            ),
         )
         .route(
             "/metrics",
-            get(|axum::extract::State(node): axum::extract::State<Arc<Node>>| async move {
-                node.refresh_metrics();
-                (
-                    [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
-                    node.metrics.encode(),
-                )
-            }),
+            get(
+                |axum::extract::State(node): axum::extract::State<Arc<Node>>| async move {
+                    node.refresh_metrics();
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        node.metrics.encode(),
+                    )
+                },
+            ),
         )
         .with_state(node);
     let serve = axum::serve(listener, app).with_graceful_shutdown(async move {

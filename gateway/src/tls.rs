@@ -17,7 +17,8 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use yiwang_catalog::identity::SpiffeId;
 
 /// TLS versions we speak.
-static VERSIONS: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13, &rustls::version::TLS12];
+static VERSIONS: &[&rustls::SupportedProtocolVersion] =
+    &[&rustls::version::TLS13, &rustls::version::TLS12];
 
 /// The ring provider restricted to AEAD cipher suites.
 pub fn provider() -> Arc<CryptoProvider> {
@@ -49,13 +50,16 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
 }
 
 pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
-    PrivateKeyDer::from_pem_file(path).with_context(|| format!("cannot read private key from {}", path.display()))
+    PrivateKeyDer::from_pem_file(path)
+        .with_context(|| format!("cannot read private key from {}", path.display()))
 }
 
 fn roots(ca: &Path) -> Result<RootCertStore> {
     let mut roots = RootCertStore::empty();
     for c in load_certs(ca)? {
-        roots.add(c).with_context(|| format!("bad CA certificate in {}", ca.display()))?;
+        roots
+            .add(c)
+            .with_context(|| format!("bad CA certificate in {}", ca.display()))?;
     }
     Ok(roots)
 }
@@ -64,9 +68,10 @@ fn roots(ca: &Path) -> Result<RootCertStore> {
 /// required — a handshake without one fails.
 pub fn server_config(ca: &Path, cert: &Path, key: &Path) -> Result<ServerConfig> {
     let provider = provider();
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca)?), provider.clone())
-        .build()
-        .context("cannot build client verifier")?;
+    let verifier =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca)?), provider.clone())
+            .build()
+            .context("cannot build client verifier")?;
     let mut cfg = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(VERSIONS)?
         .with_client_cert_verifier(verifier)
@@ -113,7 +118,9 @@ pub fn spiffe_id(cert: &CertificateDer<'_>) -> Result<SpiffeId, String> {
         })
         .collect();
     match uris.as_slice() {
-        [one] => SpiffeId::parse(one).ok_or_else(|| format!("'{one}' is not a valid yiwang SPIFFE ID")),
+        [one] => {
+            SpiffeId::parse(one).ok_or_else(|| format!("'{one}' is not a valid yiwang SPIFFE ID"))
+        }
         [] => Err("client certificate carries no SPIFFE ID".into()),
         _ => Err("client certificate carries more than one SPIFFE ID".into()),
     }

@@ -76,7 +76,11 @@ fn static_rows() -> Vec<Vec<String>> {
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(|l| l.split(',').map(|s| s.trim().to_string()).collect::<Vec<_>>())
+        .map(|l| {
+            l.split(',')
+                .map(|s| s.trim().to_string())
+                .collect::<Vec<_>>()
+        })
         .filter(|row| row.first().is_some_and(|p| p == "p"))
         .map(|row| row[1..].to_vec())
         .collect()
@@ -85,7 +89,11 @@ fn static_rows() -> Vec<Vec<String>> {
 fn role_rows(s: &CatalogState) -> Vec<Vec<String>> {
     s.roles
         .iter()
-        .flat_map(|(p, roles)| roles.iter().map(move |r| vec![p.clone(), r.as_str().to_string()]))
+        .flat_map(|(p, roles)| {
+            roles
+                .iter()
+                .map(move |r| vec![p.clone(), r.as_str().to_string()])
+        })
         .collect()
 }
 
@@ -107,7 +115,10 @@ impl PolicyEngine {
             .await
             .map_err(engine_err)?;
         enforcer.enable_log(false);
-        enforcer.add_policies(static_rows()).await.map_err(engine_err)?;
+        enforcer
+            .add_policies(static_rows())
+            .await
+            .map_err(engine_err)?;
         let engine = PolicyEngine {
             enforcer: RwLock::new(enforcer),
             state,
@@ -132,11 +143,15 @@ impl PolicyEngine {
             }
         }
         if !roles.is_empty() {
-            e.add_named_grouping_policies("g", roles).await.map_err(engine_err)?;
+            e.add_named_grouping_policies("g", roles)
+                .await
+                .map_err(engine_err)?;
         }
         let grants: Vec<Vec<String>> = grants.into_iter().map(|(a, b)| vec![a, b]).collect();
         if !grants.is_empty() {
-            e.add_named_grouping_policies("g2", grants).await.map_err(engine_err)?;
+            e.add_named_grouping_policies("g2", grants)
+                .await
+                .map_err(engine_err)?;
         }
         Ok(())
     }
@@ -157,7 +172,9 @@ impl PolicyEngine {
                         .await
                         .map_err(engine_err)?;
                     if !want.is_empty() {
-                        e.add_named_grouping_policies("g", want).await.map_err(engine_err)?;
+                        e.add_named_grouping_policies("g", want)
+                            .await
+                            .map_err(engine_err)?;
                     }
                 }
                 Change::Grant(id) => {
@@ -172,14 +189,20 @@ impl PolicyEngine {
                             (g.consumer_dept.clone(), g.dataset.clone(), live)
                         })
                     };
-                    let Some((dept, dataset, live)) = pair else { continue };
+                    let Some((dept, dataset, live)) = pair else {
+                        continue;
+                    };
                     let row = vec![dept, dataset];
                     let mut e = self.enforcer.write().await;
                     let present = e.has_grouping_named_policy("g2", row.clone());
                     if live && !present {
-                        e.add_named_grouping_policy("g2", row).await.map_err(engine_err)?;
+                        e.add_named_grouping_policy("g2", row)
+                            .await
+                            .map_err(engine_err)?;
                     } else if !live && present {
-                        e.remove_named_grouping_policy("g2", row).await.map_err(engine_err)?;
+                        e.remove_named_grouping_policy("g2", row)
+                            .await
+                            .map_err(engine_err)?;
                     }
                 }
                 _ => {}
@@ -209,8 +232,15 @@ impl PolicyEngine {
         let owner = dataset.map_or(owner, |d| d.dept.as_str());
         let (allowed, rules) = {
             let e = self.enforcer.read().await;
-            e.enforce_ex((who.id.as_str(), who.dept.as_str(), act.as_str(), obj, owner, share))
-                .map_err(engine_err)?
+            e.enforce_ex((
+                who.id.as_str(),
+                who.dept.as_str(),
+                act.as_str(),
+                obj,
+                owner,
+                share,
+            ))
+            .map_err(engine_err)?
         };
         let rule = rules.first().map(|r| format!("p, {}", r.join(", ")));
         if allowed {
@@ -250,7 +280,13 @@ impl PolicyEngine {
     }
 
     /// Explains a denial in terms a user can act on.
-    fn denial_reason(&self, who: &Principal, act: Action, dataset: Option<&Dataset>, owner: &str) -> String {
+    fn denial_reason(
+        &self,
+        who: &Principal,
+        act: Action,
+        dataset: Option<&Dataset>,
+        owner: &str,
+    ) -> String {
         let s = self.state.read();
         let is_system = s.has_role(&who.id, Role::System);
         let roles: Vec<&str> = s.roles_of(&who.id).map(Role::as_str).collect();
@@ -277,7 +313,11 @@ impl PolicyEngine {
             (Action::Write | Action::Decide, Some(d)) => format!(
                 "{} ({roles}) may not {} for dataset '{}': only stewards of {} may",
                 who.id,
-                if act == Action::Write { "change the catalog entry" } else { "decide access" },
+                if act == Action::Write {
+                    "change the catalog entry"
+                } else {
+                    "decide access"
+                },
                 d.id,
                 d.dept
             ),

@@ -42,11 +42,20 @@ mod tests {
 
     #[test]
     fn masks_common_identifiers() {
-        assert_eq!(mask(&json!("320602198001011234"), Masking::IdCard), json!("320602********1234"));
-        assert_eq!(mask(&json!("13812345678"), Masking::Phone), json!("138****5678"));
+        assert_eq!(
+            mask(&json!("320602198001011234"), Masking::IdCard),
+            json!("320602********1234")
+        );
+        assert_eq!(
+            mask(&json!("13812345678"), Masking::Phone),
+            json!("138****5678")
+        );
         assert_eq!(mask(&json!("张三丰"), Masking::Name), json!("张**"));
         assert_eq!(
-            mask(&json!("南通市如东县洋口化学工业园黄海三路18号"), Masking::Address),
+            mask(
+                &json!("南通市如东县洋口化学工业园黄海三路18号"),
+                Masking::Address
+            ),
             json!("南通市如东县**************")
         );
         assert_eq!(mask(&json!("anything"), Masking::Full), json!("***"));

@@ -66,70 +66,86 @@ impl PolicyEngine {
                 }
             }
         }
-        let mut decision = self.require(who, Action::Read, Some(dataset), &dataset.dept).await?;
+        let mut decision = self
+            .require(who, Action::Read, Some(dataset), &dataset.dept)
+            .await?;
         let own = who.dept == dataset.dept;
 
-        let (visible, unmasked, row_filter): (BTreeSet<String>, BTreeSet<String>, Option<Expr>) = if own {
-            let all: BTreeSet<String> = dataset.fields.iter().map(|f| f.name.clone()).collect();
-            (all.clone(), all, None)
-        } else {
-            let s = self.state().read();
-            let grants: Vec<_> = s.active_grants(&who.dept, &dataset.id, now).collect();
-            let granted: BTreeSet<String> = grants.iter().flat_map(|g| g.fields.iter().cloned()).collect();
-            match dataset.share_type {
-                ShareType::Unconditional => {
-                    if let Some(g) = grants.first() {
-                        decision.grant = Some(g.id.clone());
+        let (visible, unmasked, row_filter): (BTreeSet<String>, BTreeSet<String>, Option<Expr>) =
+            if own {
+                let all: BTreeSet<String> = dataset.fields.iter().map(|f| f.name.clone()).collect();
+                (all.clone(), all, None)
+            } else {
+                let s = self.state().read();
+                let grants: Vec<_> = s.active_grants(&who.dept, &dataset.id, now).collect();
+                let granted: BTreeSet<String> = grants
+                    .iter()
+                    .flat_map(|g| g.fields.iter().cloned())
+                    .collect();
+                match dataset.share_type {
+                    ShareType::Unconditional => {
+                        if let Some(g) = grants.first() {
+                            decision.grant = Some(g.id.clone());
+                        }
+                        let all = dataset.fields.iter().map(|f| f.name.clone()).collect();
+                        (all, granted, None)
                     }
-                    let all = dataset.fields.iter().map(|f| f.name.clone()).collect();
-                    (all, granted, None)
-                }
-                ShareType::Conditional => {
-                    let Some(first) = grants.first() else {
-                        let expired = s
-                            .grants
-                            .values()
-                            .filter(|g| g.consumer_dept == who.dept && g.dataset == dataset.id)
-                            .map(|g| g.expires_at.as_str())
-                            .max();
-                        return Err(PolicyError::Denied(match expired {
-                            Some(at) => format!(
-                                "the grant of {} on dataset '{}' is no longer active (expired or revoked; latest expiry {at}); request access again",
-                                who.dept, dataset.id
-                            ),
-                            None => format!("department {} holds no grant for dataset '{}'", who.dept, dataset.id),
-                        }));
-                    };
-                    decision.grant = Some(first.id.clone());
-                    // Rows visible under any grant: the OR of their filters; a grant
-                    // without a filter shows every row.
-                    let mut filter: Option<Expr> = None;
-                    let mut unrestricted = false;
-                    for g in &grants {
-                        match &g.row_filter {
-                            None => unrestricted = true,
-                            Some(text) => {
-                                let e = filter::parse(text).map_err(|e| {
-                                    PolicyError::Engine(format!("stored row filter of grant '{}': {e}", g.id))
-                                })?;
-                                filter = Some(match filter {
-                                    None => e,
-                                    Some(prev) => Expr::Or(Box::new(prev), Box::new(e)),
-                                });
+                    ShareType::Conditional => {
+                        let Some(first) = grants.first() else {
+                            let expired = s
+                                .grants
+                                .values()
+                                .filter(|g| g.consumer_dept == who.dept && g.dataset == dataset.id)
+                                .map(|g| g.expires_at.as_str())
+                                .max();
+                            return Err(PolicyError::Denied(match expired {
+                                Some(at) => format!(
+                                    "the grant of {} on dataset '{}' is no longer active (expired or revoked; latest expiry {at}); request access again",
+                                    who.dept, dataset.id
+                                ),
+                                None => format!(
+                                    "department {} holds no grant for dataset '{}'",
+                                    who.dept, dataset.id
+                                ),
+                            }));
+                        };
+                        decision.grant = Some(first.id.clone());
+                        // Rows visible under any grant: the OR of their filters; a grant
+                        // without a filter shows every row.
+                        let mut filter: Option<Expr> = None;
+                        let mut unrestricted = false;
+                        for g in &grants {
+                            match &g.row_filter {
+                                None => unrestricted = true,
+                                Some(text) => {
+                                    let e = filter::parse(text).map_err(|e| {
+                                        PolicyError::Engine(format!(
+                                            "stored row filter of grant '{}': {e}",
+                                            g.id
+                                        ))
+                                    })?;
+                                    filter = Some(match filter {
+                                        None => e,
+                                        Some(prev) => Expr::Or(Box::new(prev), Box::new(e)),
+                                    });
+                                }
                             }
                         }
+                        (
+                            granted.clone(),
+                            granted,
+                            if unrestricted { None } else { filter },
+                        )
                     }
-                    (granted.clone(), granted, if unrestricted { None } else { filter })
+                    // The casbin rules never allow this; refuse rather than trust that.
+                    ShareType::None => {
+                        return Err(PolicyError::Denied(format!(
+                            "dataset '{}' is not shared outside {} (share_type none)",
+                            dataset.id, dataset.dept
+                        )));
+                    }
                 }
-                // The casbin rules never allow this; refuse rather than trust that.
-                ShareType::None => {
-                    return Err(PolicyError::Denied(format!(
-                        "dataset '{}' is not shared outside {} (share_type none)",
-                        dataset.id, dataset.dept
-                    )));
-                }
-            }
-        };
+            };
 
         let names: Vec<&str> = match requested {
             Some(req) if !req.is_empty() => {

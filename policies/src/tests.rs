@@ -28,7 +28,11 @@ fn dataset(id: &str, dept: &str, share: ShareType) -> DatasetInput {
         theme: "交通运输".into(),
         format: Format::Table,
         share_type: share,
-        share_condition: if share == ShareType::Unconditional { String::new() } else { "依法".into() },
+        share_condition: if share == ShareType::Unconditional {
+            String::new()
+        } else {
+            "依法".into()
+        },
         open_type: String::new(),
         update_cycle: UpdateCycle::Daily,
         fields: vec![
@@ -91,13 +95,22 @@ fn state() -> CatalogState {
         (YJJ, "auditor", Role::DeptAuditor),
         (YJJ, "admin", Role::Admin),
     ] {
-        bindings.push(RoleBinding { principal: who(d, n).id, role: r });
+        bindings.push(RoleBinding {
+            principal: who(d, n).id,
+            role: r,
+        });
     }
     apply(&mut s, Command::BindRoles { bindings });
     s
 }
 
-fn grant(s: &mut CatalogState, req: &str, grant: &str, fields: Option<Vec<&str>>, filter: Option<&str>) {
+fn grant(
+    s: &mut CatalogState,
+    req: &str,
+    grant: &str,
+    fields: Option<Vec<&str>>,
+    filter: Option<&str>,
+) {
     apply(
         s,
         Command::CreateRequest {
@@ -146,11 +159,20 @@ fn ds(shared: &SharedState, id: &str) -> Dataset {
 #[tokio::test]
 async fn unconditional_reads_mask_sensitive_fields() {
     let (e, s) = engine(state()).await;
-    let plan = e.plan_read(&who(GAJ, "system"), &ds(&s, "DS-U"), None, NOW).await.unwrap();
+    let plan = e
+        .plan_read(&who(GAJ, "system"), &ds(&s, "DS-U"), None, NOW)
+        .await
+        .unwrap();
     assert_eq!(plan.masked_fields(), vec!["driver_id_no"]);
-    assert_eq!(plan.decision.rule.as_deref(), Some("p, system, read, unconditional, any"));
+    assert_eq!(
+        plan.decision.rule.as_deref(),
+        Some("p, system, read, unconditional, any")
+    );
     // The own department sees everything in clear, whatever its role.
-    let plan = e.plan_read(&who(JTJ, "steward"), &ds(&s, "DS-N"), None, NOW).await.unwrap();
+    let plan = e
+        .plan_read(&who(JTJ, "steward"), &ds(&s, "DS-N"), None, NOW)
+        .await
+        .unwrap();
     assert!(plan.masked_fields().is_empty());
     assert_eq!(plan.columns.len(), 2);
 }
@@ -158,33 +180,78 @@ async fn unconditional_reads_mask_sensitive_fields() {
 #[tokio::test]
 async fn conditional_needs_an_active_grant_and_only_its_fields() {
     let (e, s) = engine(state()).await;
-    let err = e.plan_read(&who(GAJ, "system"), &ds(&s, "DS-C"), None, NOW).await.unwrap_err();
-    assert!(matches!(&err, PolicyError::Denied(m) if m.contains("holds no grant")), "{err}");
+    let err = e
+        .plan_read(&who(GAJ, "system"), &ds(&s, "DS-C"), None, NOW)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, PolicyError::Denied(m) if m.contains("holds no grant")),
+        "{err}"
+    );
 
     let mut st = s.read().clone();
-    grant(&mut st, "R1", "G1", Some(vec!["plate"]), Some("plate like '苏F%'"));
+    grant(
+        &mut st,
+        "R1",
+        "G1",
+        Some(vec!["plate"]),
+        Some("plate like '苏F%'"),
+    );
     s.replace(st);
     e.reload().await.unwrap();
-    let plan = e.plan_read(&who(GAJ, "system"), &ds(&s, "DS-C"), None, NOW).await.unwrap();
-    assert_eq!(plan.columns.iter().map(|c| c.field.name.as_str()).collect::<Vec<_>>(), vec!["plate"]);
+    let plan = e
+        .plan_read(&who(GAJ, "system"), &ds(&s, "DS-C"), None, NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        plan.columns
+            .iter()
+            .map(|c| c.field.name.as_str())
+            .collect::<Vec<_>>(),
+        vec!["plate"]
+    );
     assert_eq!(plan.decision.grant.as_deref(), Some("G1"));
     assert_eq!(plan.row_filter.unwrap().to_string(), "plate like '苏F%'");
     let err = e
-        .plan_read(&who(GAJ, "system"), &ds(&s, "DS-C"), Some(&["driver_id_no".into()]), NOW)
+        .plan_read(
+            &who(GAJ, "system"),
+            &ds(&s, "DS-C"),
+            Some(&["driver_id_no".into()]),
+            NOW,
+        )
         .await
         .unwrap_err();
-    assert!(matches!(&err, PolicyError::Denied(m) if m.contains("driver_id_no")), "{err}");
+    assert!(
+        matches!(&err, PolicyError::Denied(m) if m.contains("driver_id_no")),
+        "{err}"
+    );
     let err = e
-        .plan_read(&who(GAJ, "system"), &ds(&s, "DS-C"), Some(&["nope".into()]), NOW)
+        .plan_read(
+            &who(GAJ, "system"),
+            &ds(&s, "DS-C"),
+            Some(&["nope".into()]),
+            NOW,
+        )
         .await
         .unwrap_err();
-    assert!(matches!(&err, PolicyError::Invalid(m) if m.contains("nope")), "{err}");
+    assert!(
+        matches!(&err, PolicyError::Invalid(m) if m.contains("nope")),
+        "{err}"
+    );
     // After expiry (10 days) the grant no longer serves.
     let err = e
-        .plan_read(&who(GAJ, "system"), &ds(&s, "DS-C"), None, "2026-11-12T00:00:00.000Z")
+        .plan_read(
+            &who(GAJ, "system"),
+            &ds(&s, "DS-C"),
+            None,
+            "2026-11-12T00:00:00.000Z",
+        )
         .await
         .unwrap_err();
-    assert!(matches!(&err, PolicyError::Denied(m) if m.contains("no longer active")), "{err}");
+    assert!(
+        matches!(&err, PolicyError::Denied(m) if m.contains("no longer active")),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -192,38 +259,101 @@ async fn revocation_reaches_the_enforcer_incrementally() {
     let mut st = state();
     grant(&mut st, "R1", "G1", None, None);
     let (e, s) = engine(st).await;
-    e.plan_read(&who(GAJ, "system"), &ds(&s, "DS-C"), None, NOW).await.unwrap();
+    e.plan_read(&who(GAJ, "system"), &ds(&s, "DS-C"), None, NOW)
+        .await
+        .unwrap();
     let mut st = s.read().clone();
-    let (r, changes) = st.apply(Command::RevokeGrant { id: "G1".into(), by: "x".into(), at: NOW.into() });
+    let (r, changes) = st.apply(Command::RevokeGrant {
+        id: "G1".into(),
+        by: "x".into(),
+        at: NOW.into(),
+    });
     r.unwrap();
     s.replace(st);
     e.apply(&changes).await.unwrap();
-    assert!(e.plan_read(&who(GAJ, "system"), &ds(&s, "DS-C"), None, NOW).await.is_err());
+    assert!(
+        e.plan_read(&who(GAJ, "system"), &ds(&s, "DS-C"), None, NOW)
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]
 async fn none_never_leaves_and_roles_gate_actions() {
     let (e, s) = engine(state()).await;
-    let err = e.plan_read(&who(GAJ, "system"), &ds(&s, "DS-N"), None, NOW).await.unwrap_err();
-    assert!(matches!(&err, PolicyError::Denied(m) if m.contains("share_type none")), "{err}");
+    let err = e
+        .plan_read(&who(GAJ, "system"), &ds(&s, "DS-N"), None, NOW)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, PolicyError::Denied(m) if m.contains("share_type none")),
+        "{err}"
+    );
     // A steward of another department reads nothing of JTJ's, even unconditional data.
-    assert!(e.plan_read(&who(YJJ, "auditor"), &ds(&s, "DS-U"), None, NOW).await.is_err());
+    assert!(
+        e.plan_read(&who(YJJ, "auditor"), &ds(&s, "DS-U"), None, NOW)
+            .await
+            .is_err()
+    );
     let u = ds(&s, "DS-U");
-    assert!(e.decide(&who(JTJ, "steward"), Action::Write, Some(&u), JTJ).await.unwrap().allowed);
-    assert!(!e.decide(&who(JTJ, "system"), Action::Write, Some(&u), JTJ).await.unwrap().allowed);
-    assert!(!e.decide(&who(GAJ, "system"), Action::Decide, Some(&u), JTJ).await.unwrap().allowed);
-    assert!(e.decide(&who(YJJ, "admin"), Action::Manage, None, "*").await.unwrap().allowed);
-    assert!(!e.decide(&who(JTJ, "steward"), Action::Manage, None, "*").await.unwrap().allowed);
+    assert!(
+        e.decide(&who(JTJ, "steward"), Action::Write, Some(&u), JTJ)
+            .await
+            .unwrap()
+            .allowed
+    );
+    assert!(
+        !e.decide(&who(JTJ, "system"), Action::Write, Some(&u), JTJ)
+            .await
+            .unwrap()
+            .allowed
+    );
+    assert!(
+        !e.decide(&who(GAJ, "system"), Action::Decide, Some(&u), JTJ)
+            .await
+            .unwrap()
+            .allowed
+    );
+    assert!(
+        e.decide(&who(YJJ, "admin"), Action::Manage, None, "*")
+            .await
+            .unwrap()
+            .allowed
+    );
+    assert!(
+        !e.decide(&who(JTJ, "steward"), Action::Manage, None, "*")
+            .await
+            .unwrap()
+            .allowed
+    );
     // Department auditors audit their own department only.
-    assert!(e.decide(&who(YJJ, "auditor"), Action::Audit, None, YJJ).await.unwrap().allowed);
-    assert!(!e.decide(&who(YJJ, "auditor"), Action::Audit, None, JTJ).await.unwrap().allowed);
+    assert!(
+        e.decide(&who(YJJ, "auditor"), Action::Audit, None, YJJ)
+            .await
+            .unwrap()
+            .allowed
+    );
+    assert!(
+        !e.decide(&who(YJJ, "auditor"), Action::Audit, None, JTJ)
+            .await
+            .unwrap()
+            .allowed
+    );
     // Role changes apply incrementally.
     let mut st = s.read().clone();
     let (r, changes) = st.apply(Command::UnbindRole {
-        binding: RoleBinding { principal: who(JTJ, "steward").id, role: Role::Steward },
+        binding: RoleBinding {
+            principal: who(JTJ, "steward").id,
+            role: Role::Steward,
+        },
     });
     r.unwrap();
     s.replace(st);
     e.apply(&changes).await.unwrap();
-    assert!(!e.decide(&who(JTJ, "steward"), Action::Write, Some(&u), JTJ).await.unwrap().allowed);
+    assert!(
+        !e.decide(&who(JTJ, "steward"), Action::Write, Some(&u), JTJ)
+            .await
+            .unwrap()
+            .allowed
+    );
 }

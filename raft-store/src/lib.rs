@@ -6,6 +6,8 @@
 //! machinery testable on its own (openraft's storage conformance suite runs against it).
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
+// openraft's traits fix `StorageError` as the error type; it is large, and not ours to box.
+#![allow(clippy::result_large_err)]
 
 use std::io::Cursor;
 

@@ -28,7 +28,11 @@ pub struct LogStore {
     db: Arc<Database>,
 }
 
-fn io_err(subject: ErrorSubject<NodeId>, verb: ErrorVerb, e: impl std::fmt::Display) -> StorageError {
+fn io_err(
+    subject: ErrorSubject<NodeId>,
+    verb: ErrorVerb,
+    e: impl std::fmt::Display,
+) -> StorageError {
     StorageIOError::new(subject, verb, openraft::AnyError::error(e.to_string())).into()
 }
 
@@ -52,13 +56,18 @@ impl LogStore {
         Ok(LogStore { db: Arc::new(db) })
     }
 
-    fn get_meta<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StorageError> {
+    fn get_meta<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<T>, StorageError> {
         let txn = self.db.begin_read().map_err(read_err)?;
         let table = txn.open_table(META).map_err(read_err)?;
         let Some(v) = table.get(key).map_err(read_err)? else {
             return Ok(None);
         };
-        serde_json::from_slice(v.value()).map(Some).map_err(read_err)
+        serde_json::from_slice(v.value())
+            .map(Some)
+            .map_err(read_err)
     }
 
     /// Writes one metadata value; `durable` decides whether the commit fsyncs.
@@ -72,7 +81,11 @@ impl LogStore {
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
             let mut txn = db.begin_write()?;
-            txn.set_durability(if durable { Durability::Immediate } else { Durability::None })?;
+            txn.set_durability(if durable {
+                Durability::Immediate
+            } else {
+                Durability::None
+            })?;
             txn.open_table(META)?.insert(key, bytes.as_slice())?;
             txn.commit()?;
             Ok(())
@@ -178,7 +191,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(self.get_meta::<Option<LogId>>(KEY_COMMITTED)?.flatten())
     }
 
-    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError>
     where
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
@@ -218,7 +235,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let upto = log_id.index;
         let bytes = serde_json::to_vec(&Some(log_id)).map_err(write_err)?;
         self.write_log(move |txn| {
-            txn.open_table(META)?.insert(KEY_LAST_PURGED, bytes.as_slice())?;
+            txn.open_table(META)?
+                .insert(KEY_LAST_PURGED, bytes.as_slice())?;
             let mut table = txn.open_table(LOG)?;
             table.retain_in(..=upto, |_, _| false)?;
             Ok(())

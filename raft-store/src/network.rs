@@ -61,7 +61,12 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 type RpcResult<T, E> = Result<T, RPCError<NodeId, Node, E>>;
 
 impl Connection {
-    async fn call<Req, Resp, E>(&self, path: &str, req: &Req, timeout: Duration) -> RpcResult<Resp, E>
+    async fn call<Req, Resp, E>(
+        &self,
+        path: &str,
+        req: &Req,
+        timeout: Duration,
+    ) -> RpcResult<Resp, E>
     where
         Req: Serialize,
         Resp: DeserializeOwned,

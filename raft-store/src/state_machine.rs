@@ -100,7 +100,8 @@ impl<A: StateMachineApp> StateMachineStore<A> {
         let (last_applied, membership) = {
             let table = txn.open_table(SM_META)?;
             let applied: Option<LogId> = get_json(&table, KEY_APPLIED)?;
-            let membership: Option<StoredMembership<NodeId, Node>> = get_json(&table, KEY_MEMBERSHIP)?;
+            let membership: Option<StoredMembership<NodeId, Node>> =
+                get_json(&table, KEY_MEMBERSHIP)?;
             (applied, membership.unwrap_or_default())
         };
         app.load(&txn)?;
@@ -155,8 +156,14 @@ impl<A> Drop for Inner<A> {
 impl<A: StateMachineApp> Inner<A> {
     fn write_meta(&self, txn: &redb::WriteTransaction) -> anyhow::Result<()> {
         let mut table = txn.open_table(SM_META)?;
-        table.insert(KEY_APPLIED, serde_json::to_vec(&self.last_applied)?.as_slice())?;
-        table.insert(KEY_MEMBERSHIP, serde_json::to_vec(&self.membership)?.as_slice())?;
+        table.insert(
+            KEY_APPLIED,
+            serde_json::to_vec(&self.last_applied)?.as_slice(),
+        )?;
+        table.insert(
+            KEY_MEMBERSHIP,
+            serde_json::to_vec(&self.membership)?.as_slice(),
+        )?;
         Ok(())
     }
 
@@ -164,13 +171,19 @@ impl<A: StateMachineApp> Inner<A> {
         let mut txn = self.db.begin_write()?;
         self.since_durable += entries.len() as u64;
         let durable = self.since_durable >= DURABLE_EVERY;
-        txn.set_durability(if durable { Durability::Immediate } else { Durability::None })?;
+        txn.set_durability(if durable {
+            Durability::Immediate
+        } else {
+            Durability::None
+        })?;
         let mut responses = Vec::with_capacity(entries.len());
         for entry in entries {
             self.last_applied = Some(entry.log_id);
             let response = match entry.payload {
                 EntryPayload::Blank => serde_json::Value::Null,
-                EntryPayload::Normal(command) => self.app.apply(&txn, entry.log_id.index, command)?,
+                EntryPayload::Normal(command) => {
+                    self.app.apply(&txn, entry.log_id.index, command)?
+                }
                 EntryPayload::Membership(m) => {
                     self.membership = StoredMembership::new(Some(entry.log_id), m);
                     serde_json::Value::Null
@@ -231,10 +244,8 @@ impl<A: StateMachineApp> Inner<A> {
         }
         txn.commit()?;
         self.since_durable = 0;
-        if install {
-            if let Some(applied) = self.last_applied {
-                self.app.committed(applied.index);
-            }
+        if install && let Some(applied) = self.last_applied {
+            self.app.committed(applied.index);
         }
         Ok(())
     }
@@ -280,8 +291,7 @@ impl<A: StateMachineApp> RaftStateMachine<TypeConfig> for StateMachineStore<A> {
     {
         let entries: Vec<Entry> = entries.into_iter().collect();
         let mut inner = self.inner.lock().await;
-        blocking(|| inner.apply_batch(entries))
-            .map_err(|e| sm_err(ErrorVerb::Write, e))
+        blocking(|| inner.apply_batch(entries)).map_err(|e| sm_err(ErrorVerb::Write, e))
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
@@ -299,8 +309,7 @@ impl<A: StateMachineApp> RaftStateMachine<TypeConfig> for StateMachineStore<A> {
     ) -> Result<(), StorageError> {
         let data = snapshot.into_inner();
         let mut inner = self.inner.lock().await;
-        blocking(|| inner.store_snapshot(meta, &data, true))
-            .map_err(snap_err)
+        blocking(|| inner.store_snapshot(meta, &data, true)).map_err(snap_err)
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {

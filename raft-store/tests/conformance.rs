@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use openraft::testing::{StoreBuilder, Suite};
 use redb::{ReadableTable, TableDefinition};
-use yiwang_raft_store::{LogStore, StateMachineApp, StateMachineStore, StorageError, TypeConfig, open_db};
+use yiwang_raft_store::{
+    LogStore, StateMachineApp, StateMachineStore, StorageError, TypeConfig, open_db,
+};
 
 const KV: TableDefinition<'_, &str, &str> = TableDefinition::new("kv");
 
@@ -31,8 +33,15 @@ impl StateMachineApp for Kv {
         _index: u64,
         command: serde_json::Value,
     ) -> anyhow::Result<serde_json::Value> {
-        if let Some([k, v]) = command.get("set").and_then(|s| s.as_array()).map(|a| a.as_slice()) {
-            let (k, v) = (k.as_str().unwrap_or_default(), v.as_str().unwrap_or_default());
+        if let Some([k, v]) = command
+            .get("set")
+            .and_then(|s| s.as_array())
+            .map(|a| a.as_slice())
+        {
+            let (k, v) = (
+                k.as_str().unwrap_or_default(),
+                v.as_str().unwrap_or_default(),
+            );
             txn.open_table(KV)?.insert(k, v)?;
             self.map.insert(k.into(), v.into());
         }
@@ -59,24 +68,32 @@ impl StateMachineApp for Kv {
 struct Builder;
 
 impl StoreBuilder<TypeConfig, LogStore, StateMachineStore<Kv>, tempfile::TempDir> for Builder {
-    async fn build(&self) -> Result<(tempfile::TempDir, LogStore, StateMachineStore<Kv>), StorageError> {
+    async fn build(
+        &self,
+    ) -> Result<(tempfile::TempDir, LogStore, StateMachineStore<Kv>), StorageError> {
         let dir = tempfile::tempdir().expect("tempdir");
-        let log = LogStore::open(open_db(&dir.path().join("raft-log.redb")).expect("log db")).expect("log");
-        let sm = StateMachineStore::open(open_db(&dir.path().join("state.redb")).expect("sm db"), Kv::default())
-            .expect("sm");
+        let log = LogStore::open(open_db(&dir.path().join("raft-log.redb")).expect("log db"))
+            .expect("log");
+        let sm = StateMachineStore::open(
+            open_db(&dir.path().join("state.redb")).expect("sm db"),
+            Kv::default(),
+        )
+        .expect("sm");
         Ok((dir, log, sm))
     }
 }
 
 #[test]
-fn openraft_storage_conformance() -> Result<(), StorageError> {
-    Suite::test_all(Builder)
+fn openraft_storage_conformance() {
+    if let Err(e) = Suite::test_all(Builder) {
+        panic!("openraft storage suite failed: {e}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn state_survives_reopen() {
     use openraft::storage::{RaftLogStorage, RaftStateMachine};
-    use openraft::{Entry, EntryPayload, LogId, CommittedLeaderId, Vote};
+    use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, Vote};
 
     let dir = tempfile::tempdir().unwrap();
     let log_path = dir.path().join("raft-log.redb");
@@ -95,5 +112,8 @@ async fn state_survives_reopen() {
     let sm = StateMachineStore::open(open_db(&sm_path).unwrap(), Kv::default()).unwrap();
     assert_eq!(log.read_vote().await.unwrap(), Some(Vote::new(3, 1)));
     assert_eq!(sm.last_applied().await.map(|l| l.index), Some(1));
-    assert_eq!(sm.with_app(|kv| kv.map.get("a").cloned()).await.as_deref(), Some("甲"));
+    assert_eq!(
+        sm.with_app(|kv| kv.map.get("a").cloned()).await.as_deref(),
+        Some("甲")
+    );
 }

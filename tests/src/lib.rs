@@ -31,7 +31,11 @@ pub fn binary() -> PathBuf {
 
 /// A free loopback port (bound and released; good enough for tests on one machine).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A running node started with `yiwang demo` in a temporary directory.
@@ -68,7 +72,12 @@ impl DemoNode {
         let child = Command::new(binary())
             .args(["demo", "--dir"])
             .arg(dir)
-            .args(["--port", &port.to_string(), "--admin-port", &admin_port.to_string()])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--admin-port",
+                &admin_port.to_string(),
+            ])
             .stdout(log_file.try_clone()?)
             .stderr(log_file)
             .stdin(Stdio::null())
@@ -121,13 +130,21 @@ impl DemoNode {
     /// An HTTPS client presenting the demo principal `name`'s certificate.
     pub fn client(&self, name: &str) -> Api {
         let c = self.certs();
-        Api::new(&self.base(), &c.join("ca.pem"), &c.join(format!("{name}.pem")), &c.join(format!("{name}.key")))
+        Api::new(
+            &self.base(),
+            &c.join("ca.pem"),
+            &c.join(format!("{name}.pem")),
+            &c.join(format!("{name}.key")),
+        )
     }
 
     /// Stops the node with SIGTERM and waits for it to exit.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
             let deadline = Instant::now() + Duration::from_secs(20);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {
@@ -181,16 +198,25 @@ impl Resp {
     }
 
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).map(String::from)
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from)
     }
 
     /// The error code of a JSON error body.
     pub fn code(&self) -> String {
-        self.json()["error"]["code"].as_str().unwrap_or_default().to_string()
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 
     pub fn message(&self) -> String {
-        self.json()["error"]["message"].as_str().unwrap_or_default().to_string()
+        self.json()["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 }
 
@@ -202,7 +228,10 @@ pub fn tls_config(ca: &Path, cert: &Path, key: &Path) -> rustls::ClientConfig {
     for c in CertificateDer::pem_file_iter(ca).unwrap() {
         roots.add(c.unwrap()).unwrap();
     }
-    let certs: Vec<_> = CertificateDer::pem_file_iter(cert).unwrap().map(|c| c.unwrap()).collect();
+    let certs: Vec<_> = CertificateDer::pem_file_iter(cert)
+        .unwrap()
+        .map(|c| c.unwrap())
+        .collect();
     let key = PrivateKeyDer::from_pem_file(key).unwrap();
     rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -222,7 +251,10 @@ impl Api {
         Api {
             base: base.to_string(),
             http,
-            rt: tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap(),
+            rt: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
         }
     }
 
@@ -232,7 +264,11 @@ impl Api {
             let status = r.status().as_u16();
             let headers = r.headers().clone();
             let body = r.text().await.unwrap_or_default();
-            Resp { status, headers, body }
+            Resp {
+                status,
+                headers,
+                body,
+            }
         })
     }
 
@@ -246,7 +282,10 @@ impl Api {
 
     /// A data read with a purpose.
     pub fn read(&self, path: &str, purpose: &str) -> Resp {
-        self.send(self.req(reqwest::Method::GET, path).header("x-purpose", purpose))
+        self.send(
+            self.req(reqwest::Method::GET, path)
+                .header("x-purpose", purpose),
+        )
     }
 
     pub fn post(&self, path: &str, body: &Value) -> Resp {

@@ -9,19 +9,32 @@ use yiwang_tests::{Api, DemoNode, binary, tls_config};
 
 /// Sends one raw HTTP/1.1 request over a TLS connection configured by `cfg`, returning
 /// the negotiated protocol version and the response head, or the error.
-fn raw_request(port: u16, cfg: rustls::ClientConfig) -> Result<(rustls::ProtocolVersion, String), String> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+fn raw_request(
+    port: u16,
+    cfg: rustls::ClientConfig,
+) -> Result<(rustls::ProtocolVersion, String), String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async move {
-        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.map_err(|e| e.to_string())?;
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .map_err(|e| e.to_string())?;
         let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
         let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
-        let mut tls = connector.connect(name, tcp).await.map_err(|e| format!("handshake: {e}"))?;
+        let mut tls = connector
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("handshake: {e}"))?;
         let version = tls.get_ref().1.protocol_version().unwrap();
         tls.write_all(b"GET /v1/whoami HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
             .await
             .map_err(|e| format!("write: {e}"))?;
         let mut buf = Vec::new();
-        tls.read_to_end(&mut buf).await.map_err(|e| format!("read: {e}"))?;
+        tls.read_to_end(&mut buf)
+            .await
+            .map_err(|e| format!("read: {e}"))?;
         if buf.is_empty() {
             return Err("connection closed without a response".into());
         }
@@ -29,20 +42,30 @@ fn raw_request(port: u16, cfg: rustls::ClientConfig) -> Result<(rustls::Protocol
     })
 }
 
-fn config_with_versions(node: &DemoNode, name: &str, versions: &[&'static rustls::SupportedProtocolVersion]) -> rustls::ClientConfig {
+fn config_with_versions(
+    node: &DemoNode,
+    name: &str,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> rustls::ClientConfig {
     let c = node.certs();
-    let base = tls_config(&c.join("ca.pem"), &c.join(format!("{name}.pem")), &c.join(format!("{name}.key")));
+    let base = tls_config(
+        &c.join("ca.pem"),
+        &c.join(format!("{name}.pem")),
+        &c.join(format!("{name}.key")),
+    );
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     use rustls_pki_types::pem::PemObject;
     for cert in rustls_pki_types::CertificateDer::pem_file_iter(c.join("ca.pem")).unwrap() {
         roots.add(cert.unwrap()).unwrap();
     }
-    let certs: Vec<_> = rustls_pki_types::CertificateDer::pem_file_iter(c.join(format!("{name}.pem")))
-        .unwrap()
-        .map(|x| x.unwrap())
-        .collect();
-    let key = rustls_pki_types::PrivateKeyDer::from_pem_file(c.join(format!("{name}.key"))).unwrap();
+    let certs: Vec<_> =
+        rustls_pki_types::CertificateDer::pem_file_iter(c.join(format!("{name}.pem")))
+            .unwrap()
+            .map(|x| x.unwrap())
+            .collect();
+    let key =
+        rustls_pki_types::PrivateKeyDer::from_pem_file(c.join(format!("{name}.key"))).unwrap();
     drop(base);
     rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(versions)
@@ -53,10 +76,17 @@ fn config_with_versions(node: &DemoNode, name: &str, versions: &[&'static rustls
 }
 
 fn run_cli(args: &[&str]) -> (i32, String) {
-    let out = std::process::Command::new(binary()).args(args).output().unwrap();
+    let out = std::process::Command::new(binary())
+        .args(args)
+        .output()
+        .unwrap();
     (
         out.status.code().unwrap_or(-1),
-        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
     )
 }
 
@@ -65,11 +95,19 @@ fn mutual_tls_identity_and_protocol_versions() {
     let node = DemoNode::start();
 
     // TLS 1.3 and TLS 1.2 both work with a valid client certificate.
-    let (v, head) = raw_request(node.port, config_with_versions(&node, "jtj-system", &[&rustls::version::TLS13])).unwrap();
+    let (v, head) = raw_request(
+        node.port,
+        config_with_versions(&node, "jtj-system", &[&rustls::version::TLS13]),
+    )
+    .unwrap();
     assert_eq!(v, rustls::ProtocolVersion::TLSv1_3);
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(head.to_lowercase().contains("x-request-id:"), "{head}");
-    let (v, head) = raw_request(node.port, config_with_versions(&node, "jtj-system", &[&rustls::version::TLS12])).unwrap();
+    let (v, head) = raw_request(
+        node.port,
+        config_with_versions(&node, "jtj-system", &[&rustls::version::TLS12]),
+    )
+    .unwrap();
     assert_eq!(v, rustls::ProtocolVersion::TLSv1_2);
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
 
@@ -80,11 +118,13 @@ fn mutual_tls_identity_and_protocol_versions() {
     for cert in rustls_pki_types::CertificateDer::pem_file_iter(c.join("ca.pem")).unwrap() {
         roots.add(cert.unwrap()).unwrap();
     }
-    let anonymous = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let anonymous = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     let err = raw_request(node.port, anonymous).unwrap_err();
     assert!(!err.contains("HTTP/1.1"), "{err}");
 
@@ -93,10 +133,21 @@ fn mutual_tls_identity_and_protocol_versions() {
     let (code, out) = run_cli(&["cert", "init-ca", "--out", other.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}");
     let (code, out) = run_cli(&[
-        "cert", "issue", "--ca", other.to_str().unwrap(), "--dept", "320600-GAJ", "--name", "system",
+        "cert",
+        "issue",
+        "--ca",
+        other.to_str().unwrap(),
+        "--dept",
+        "320600-GAJ",
+        "--name",
+        "system",
     ]);
     assert_eq!(code, 0, "{out}");
-    let rogue = tls_config(&c.join("ca.pem"), &other.join("system.pem"), &other.join("system.key"));
+    let rogue = tls_config(
+        &c.join("ca.pem"),
+        &other.join("system.pem"),
+        &other.join("system.key"),
+    );
     let err = raw_request(node.port, rogue).unwrap_err();
     assert!(!err.contains("HTTP/1.1"), "{err}");
 
@@ -104,7 +155,10 @@ fn mutual_tls_identity_and_protocol_versions() {
     let me = node.client("jtj-system").get("/v1/whoami");
     assert_eq!(me.status, 200);
     let me = me.json();
-    assert_eq!(me["principal"], "spiffe://yiwang.local/dept/320600-JTJ/system");
+    assert_eq!(
+        me["principal"],
+        "spiffe://yiwang.local/dept/320600-JTJ/system"
+    );
     assert_eq!(me["dept"], "320600-JTJ");
     assert_eq!(me["roles"], json!(["system"]));
 }
@@ -114,7 +168,12 @@ fn node_and_client_identities_are_kept_apart() {
     let node = DemoNode::start();
     let c = node.certs();
     // A node certificate cannot use the client API...
-    let as_node = Api::new(&node.base(), &c.join("ca.pem"), &c.join("node-1.pem"), &c.join("node-1.key"));
+    let as_node = Api::new(
+        &node.base(),
+        &c.join("ca.pem"),
+        &c.join("node-1.pem"),
+        &c.join("node-1.key"),
+    );
     let r = as_node.get("/v1/datasets");
     assert_eq!(r.status, 403, "{}", r.body);
     assert_eq!(r.code(), "forbidden");
@@ -125,11 +184,24 @@ fn node_and_client_identities_are_kept_apart() {
 
     // A certificate of this CA for another trust domain is refused with 401.
     let (code, out) = run_cli(&[
-        "cert", "issue", "--ca", c.to_str().unwrap(), "--dept", "320600-GAJ", "--name", "foreign",
-        "--trust-domain", "other.example",
+        "cert",
+        "issue",
+        "--ca",
+        c.to_str().unwrap(),
+        "--dept",
+        "320600-GAJ",
+        "--name",
+        "foreign",
+        "--trust-domain",
+        "other.example",
     ]);
     assert_eq!(code, 0, "{out}");
-    let foreign = Api::new(&node.base(), &c.join("ca.pem"), &c.join("foreign.pem"), &c.join("foreign.key"));
+    let foreign = Api::new(
+        &node.base(),
+        &c.join("ca.pem"),
+        &c.join("foreign.pem"),
+        &c.join("foreign.key"),
+    );
     let r = foreign.get("/v1/whoami");
     assert_eq!(r.status, 401, "{}", r.body);
     assert_eq!(r.code(), "invalid_identity");
@@ -155,9 +227,16 @@ fn every_response_has_a_request_id_and_json_errors() {
         }
     }
     assert_eq!(api.get("/v1/nope").status, 404);
-    assert_eq!(api.send(api.req(reqwest::Method::PATCH, "/v1/datasets")).status, 405);
+    assert_eq!(
+        api.send(api.req(reqwest::Method::PATCH, "/v1/datasets"))
+            .status,
+        405
+    );
     // A sane client-supplied request id is kept, so logs correlate across systems.
-    let r = api.send(api.req(reqwest::Method::GET, "/v1/whoami").header("x-request-id", "abc-123"));
+    let r = api.send(
+        api.req(reqwest::Method::GET, "/v1/whoami")
+            .header("x-request-id", "abc-123"),
+    );
     assert_eq!(r.header("x-request-id").as_deref(), Some("abc-123"));
 }
 
@@ -165,12 +244,24 @@ fn every_response_has_a_request_id_and_json_errors() {
 fn cert_commands_refuse_bad_input() {
     let tmp = tempfile::tempdir().unwrap();
     let ca = tmp.path().join("ca");
-    assert_eq!(run_cli(&["cert", "init-ca", "--out", ca.to_str().unwrap()]).0, 0);
+    assert_eq!(
+        run_cli(&["cert", "init-ca", "--out", ca.to_str().unwrap()]).0,
+        0
+    );
     // Re-running init-ca must not replace the CA.
     let (code, out) = run_cli(&["cert", "init-ca", "--out", ca.to_str().unwrap()]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("refusing to replace"), "{out}");
-    let (code, out) = run_cli(&["cert", "issue", "--ca", ca.to_str().unwrap(), "--dept", "bad code", "--name", "x"]);
+    let (code, out) = run_cli(&[
+        "cert",
+        "issue",
+        "--ca",
+        ca.to_str().unwrap(),
+        "--dept",
+        "bad code",
+        "--name",
+        "x",
+    ]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("not a valid SPIFFE ID"), "{out}");
     let (code, _) = run_cli(&["cert", "issue", "--ca", ca.to_str().unwrap(), "--name", "x"]);

@@ -31,16 +31,30 @@ fn request_approve_read_revoke() {
     // The steward sees it among pending requests; a steward of another department
     // cannot decide it, and neither can the consumer.
     let pending = steward.get("/v1/access-requests?state=pending").json();
-    assert!(pending["requests"].as_array().unwrap().iter().any(|x| x["id"] == id.as_str()));
-    let r = node.client("yjj-steward").post(&format!("/v1/access-requests/{id}/approve"), &json!({}));
+    assert!(
+        pending["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["id"] == id.as_str())
+    );
+    let r = node
+        .client("yjj-steward")
+        .post(&format!("/v1/access-requests/{id}/approve"), &json!({}));
     assert!(r.status == 403 || r.status == 404, "{}", r.body);
     let r = consumer.post(&format!("/v1/access-requests/{id}/approve"), &json!({}));
     assert_eq!(r.status, 403, "{}", r.body);
 
     // Approval can only narrow, and a row filter must name real fields.
-    let r = steward.post(&format!("/v1/access-requests/{id}/approve"), &json!({"fields": ["plate", "phone"]}));
+    let r = steward.post(
+        &format!("/v1/access-requests/{id}/approve"),
+        &json!({"fields": ["plate", "phone"]}),
+    );
     assert_eq!(r.status, 400, "{}", r.body);
-    let r = steward.post(&format!("/v1/access-requests/{id}/approve"), &json!({"row_filter": "nope = 1"}));
+    let r = steward.post(
+        &format!("/v1/access-requests/{id}/approve"),
+        &json!({"row_filter": "nope = 1"}),
+    );
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(r.message().contains("nope"), "{}", r.body);
 
@@ -51,35 +65,58 @@ fn request_approve_read_revoke() {
     assert_eq!(r.status, 200, "{}", r.body);
     let grant = r.json()["grant"].clone();
     let grant_id = grant["id"].as_str().unwrap().to_string();
-    assert_eq!(grant["fields"], json!(["plate", "pass_time", "consignee_uscc"]));
+    assert_eq!(
+        grant["fields"],
+        json!(["plate", "pass_time", "consignee_uscc"])
+    );
     assert_eq!(grant["consumer_dept"], "320600-DSJ");
 
     // Deciding twice is a conflict.
-    let r = steward.post(&format!("/v1/access-requests/{id}/reject"), &json!({"reason": "late"}));
+    let r = steward.post(
+        &format!("/v1/access-requests/{id}/reject"),
+        &json!({"reason": "late"}),
+    );
     assert_eq!(r.status, 409, "{}", r.body);
 
     // Now the read works, right away, with only the granted fields.
     let r = consumer.read(&format!("{}?limit=5", records(TRUCKS)), PURPOSE);
     assert_eq!(r.status, 200, "{}", r.body);
     let body = r.json();
-    assert_eq!(body["columns"], json!(["plate", "pass_time", "consignee_uscc"]));
+    assert_eq!(
+        body["columns"],
+        json!(["plate", "pass_time", "consignee_uscc"])
+    );
     assert_eq!(body["rows"].as_array().unwrap().len(), 5);
     let r = consumer.read(&format!("{}?fields=driver_id_no", records(TRUCKS)), PURPOSE);
     assert_eq!(r.status, 403, "{}", r.body);
     assert!(r.message().contains("driver_id_no"), "{}", r.body);
     // Filtering on a field outside the grant is refused, so it cannot leak.
-    let r = consumer.read(&format!("{}?filter=driver_phone%20like%20%27138%25%27", records(TRUCKS)), PURPOSE);
+    let r = consumer.read(
+        &format!(
+            "{}?filter=driver_phone%20like%20%27138%25%27",
+            records(TRUCKS)
+        ),
+        PURPOSE,
+    );
     assert_eq!(r.status, 400, "{}", r.body);
 
     // Explain says which rule and grant.
-    let ex = consumer.get(&format!("/v1/authz/explain?dataset={TRUCKS}")).json();
+    let ex = consumer
+        .get(&format!("/v1/authz/explain?dataset={TRUCKS}"))
+        .json();
     assert_eq!(ex["allowed"], true);
     assert_eq!(ex["rule"], "p, system, read, conditional, grant");
     assert_eq!(ex["grant"], grant_id.as_str());
 
     // Grants are listed for both sides; a steward revokes and the next read is refused.
     let grants = consumer.get("/v1/grants").json();
-    assert!(grants["grants"].as_array().unwrap().iter().any(|g| g["id"] == grant_id.as_str()));
+    assert!(
+        grants["grants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["id"] == grant_id.as_str())
+    );
     let r = consumer.delete(&format!("/v1/grants/{grant_id}"));
     assert_eq!(r.status, 403, "the consumer cannot revoke: {}", r.body);
     let r = steward.delete(&format!("/v1/grants/{grant_id}"));
@@ -99,12 +136,24 @@ fn reject_withdraw_and_bad_requests() {
     // Bad input is refused with the field named; nothing is created.
     for (body, status, needle) in [
         (json!({"dataset": power, "purpose": ""}), 400, "purpose"),
-        (json!({"dataset": power, "purpose": "x", "days": 0}), 400, "days"),
-        (json!({"dataset": power, "purpose": "x", "fields": ["nope"]}), 400, "nope"),
+        (
+            json!({"dataset": power, "purpose": "x", "days": 0}),
+            400,
+            "days",
+        ),
+        (
+            json!({"dataset": power, "purpose": "x", "fields": ["nope"]}),
+            400,
+            "nope",
+        ),
         (json!({"dataset": power}), 400, "purpose"),
         (json!({"dataset": power, "purpose": 5}), 400, "purpose"),
         (json!({"dataset": "NOPE-1", "purpose": "x"}), 404, "NOPE-1"),
-        (json!({"dataset": "320600-GDGS-00002", "purpose": "x"}), 403, "share_type none"),
+        (
+            json!({"dataset": "320600-GDGS-00002", "purpose": "x"}),
+            403,
+            "share_type none",
+        ),
     ] {
         let r = ask(body.clone());
         assert_eq!(r.status, status, "{body}: {}", r.body);
@@ -112,22 +161,44 @@ fn reject_withdraw_and_bad_requests() {
     }
     assert_eq!(steward.get("/v1/access-requests").json()["total"], 0);
 
-    let id = ask(json!({"dataset": power, "purpose": "排查用电异常"})).json()["id"].as_str().unwrap().to_string();
-    let r = steward.post(&format!("/v1/access-requests/{id}/reject"), &json!({"reason": " "}));
+    let id = ask(json!({"dataset": power, "purpose": "排查用电异常"})).json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = steward.post(
+        &format!("/v1/access-requests/{id}/reject"),
+        &json!({"reason": " "}),
+    );
     assert_eq!(r.status, 400, "{}", r.body);
     let r = steward.post(&format!("/v1/access-requests/{id}/reject"), &json!({}));
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(r.message().contains("reason"), "{}", r.body);
-    let r = steward.post(&format!("/v1/access-requests/{id}/reject"), &json!({"reason": "用途与数据无关"}));
+    let r = steward.post(
+        &format!("/v1/access-requests/{id}/reject"),
+        &json!({"reason": "用途与数据无关"}),
+    );
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["state"], "rejected");
     assert_eq!(r.json()["reason"], "用途与数据无关");
 
-    let id2 = ask(json!({"dataset": power, "purpose": "again"})).json()["id"].as_str().unwrap().to_string();
+    let id2 = ask(json!({"dataset": power, "purpose": "again"})).json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     // Only the requester withdraws.
-    assert_eq!(node.client("gaj-steward").post(&format!("/v1/access-requests/{id2}/withdraw"), &json!({})).status, 403);
+    assert_eq!(
+        node.client("gaj-steward")
+            .post(&format!("/v1/access-requests/{id2}/withdraw"), &json!({}))
+            .status,
+        403
+    );
     let r = consumer.post(&format!("/v1/access-requests/{id2}/withdraw"), &json!({}));
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["state"], "withdrawn");
-    assert_eq!(steward.post(&format!("/v1/access-requests/{id2}/approve"), &json!({})).status, 409);
+    assert_eq!(
+        steward
+            .post(&format!("/v1/access-requests/{id2}/approve"), &json!({}))
+            .status,
+        409
+    );
 }

@@ -16,7 +16,7 @@ const MAX_MEASURES: usize = 3;
 const MAX_PUBLIC_FIELDS: usize = 8;
 
 /// Title suffixes dropped before a qualifier is appended (婚姻登记信息 → 婚姻登记变更记录).
-const STEM_SUFFIXES: [&str; 4] = ["信息", "数据", "记录", "名录"];
+const STEM_SUFFIXES: [&str; 5] = ["信息", "数据", "记录", "名录", "名单"];
 
 /// The administrative level a department works at, which decides what its statistics
 /// cover and how they are broken down.
@@ -78,12 +78,17 @@ pub(super) fn department_datasets(
     dict: &Dictionary,
 ) -> Vec<DatasetInput> {
     let shapes = tables.iter().flat_map(|t| t.iter()).flat_map(|res| {
-        std::iter::once((res, base(res, dept, dict)))
-            .chain(res.vars.iter().map(move |&v| (res, variant(res, v, dept, dict))))
+        std::iter::once((res, base(res, dept, dict))).chain(
+            res.vars
+                .iter()
+                .map(move |&v| (res, variant(res, v, dept, dict))),
+        )
     });
     shapes
         .zip(first_serial..)
-        .map(|((res, shape), serial)| assemble(super::dataset_id(dept.code, serial), dept, res, shape))
+        .map(|((res, shape), serial)| {
+            assemble(super::dataset_id(dept.code, serial), dept, res, shape)
+        })
         .collect()
 }
 
@@ -133,7 +138,12 @@ fn variant(res: &Res, v: Variant, dept: &Dept<'_>, dict: &Dictionary) -> Shape {
         Variant::Change => (
             concat([
                 key.clone(),
-                with(&["change_item", "content_before", "content_after", "change_date"]),
+                with(&[
+                    "change_item",
+                    "content_before",
+                    "content_after",
+                    "change_date",
+                ]),
             ]),
             res.share,
             UpdateCycle::Daily,
@@ -184,7 +194,12 @@ fn variant(res: &Res, v: Variant, dept: &Dept<'_>, dict: &Dictionary) -> Shape {
             Format::Table,
         ),
         Variant::ByDistrict => (
-            concat([with(&["stat_period"]), breakdown, with(&["total_count"]), measures]),
+            concat([
+                with(&["stat_period"]),
+                breakdown,
+                with(&["total_count"]),
+                measures,
+            ]),
             aggregate_share,
             UpdateCycle::Quarterly,
             Format::Table,

@@ -28,8 +28,7 @@ pub(super) struct Parts<'a> {
 
 /// Summary of a base resource.
 pub(super) fn base(p: &Parts<'_>) -> String {
-    let (dept, title, stem, fields, about) =
-        (p.dept_name, p.title, p.stem, p.field_list, p.about);
+    let (dept, title, stem, fields, about) = (p.dept_name, p.title, p.stem, p.field_list, p.about);
     let cycle = cycle_words(p.cycle);
     match pick(title, 4) {
         0 => format!("{dept}{cycle}更新的{title}，包括{fields}等信息项。{about}。"),

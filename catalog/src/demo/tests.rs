@@ -73,7 +73,10 @@ fn every_department_holds_datasets_and_numbers_them_without_gaps() {
     let all = datasets();
     let mut serials: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
     for d in &all {
-        serials.entry(d.dept.as_str()).or_default().push(serial(&d.id));
+        serials
+            .entry(d.dept.as_str())
+            .or_default()
+            .push(serial(&d.id));
     }
     assert_eq!(serials.len(), 65, "every department has datasets");
     for (dept, list) in &serials {
@@ -159,11 +162,17 @@ fn fields_are_well_formed_and_sensitive_ones_masked() {
                 f.name
             );
         }
-        if d.fields.iter().any(|f| f.sensitivity == Sensitivity::Sensitive) {
+        if d.fields
+            .iter()
+            .any(|f| f.sensitivity == Sensitivity::Sensitive)
+        {
             with_sensitive += 1;
         }
     }
-    assert!(with_sensitive > 100, "{with_sensitive} datasets hold sensitive fields");
+    assert!(
+        with_sensitive > 100,
+        "{with_sensitive} datasets hold sensitive fields"
+    );
     let at_least_three = all.iter().filter(|d| d.fields.len() >= 3).count();
     assert!(at_least_three * 100 >= all.len() * 95);
 }
@@ -177,7 +186,13 @@ fn personal_identifiers_are_sensitive_everywhere() {
                 "id_no" | "person_name" | "phone" | "home_address" | "domicile_address"
             );
             if personal {
-                assert_eq!(f.sensitivity, Sensitivity::Sensitive, "{}: {}", d.id, f.name);
+                assert_eq!(
+                    f.sensitivity,
+                    Sensitivity::Sensitive,
+                    "{}: {}",
+                    d.id,
+                    f.name
+                );
             }
         }
     }
@@ -239,7 +254,10 @@ fn every_department_has_exactly_one_catalog() {
     let codes: HashSet<&str> = departments::DEPARTMENTS.iter().map(|(a, _)| *a).collect();
     let mut seen = HashSet::new();
     for (abbr, _) in catalogs::all() {
-        assert!(codes.contains(abbr), "catalog for unknown department {abbr}");
+        assert!(
+            codes.contains(abbr),
+            "catalog for unknown department {abbr}"
+        );
         assert!(seen.insert(*abbr), "two catalogs for {abbr}");
     }
     assert_eq!(seen.len(), codes.len());
@@ -258,10 +276,4 @@ fn datasets_round_trip_through_json() {
         let back: DatasetInput = serde_json::from_str(&json).unwrap();
         assert_eq!(back, d);
     }
-}
-
-#[test]
-fn zz_dump() {
-    let all = datasets();
-    std::fs::write("/tmp/demo.json", serde_json::to_string_pretty(&all).unwrap()).unwrap();
 }

@@ -9,6 +9,7 @@ use std::time::Instant;
 use anyhow::{Context, anyhow, bail};
 use serde::{Deserialize, Serialize};
 use tantivy::collector::{Count, TopDocs};
+use tantivy::directory::{Directory, INDEX_WRITER_LOCK, MmapDirectory};
 use tantivy::schema::{Schema, Value};
 use tantivy::{
     DocAddress, Index, IndexReader, IndexWriter, Order, ReloadPolicy, Searcher, TantivyDocument,
@@ -16,11 +17,11 @@ use tantivy::{
 };
 
 use super::facets::FacetCollector;
-use crate::model::ShareType;
 use super::highlight::Highlighter;
 use super::schema::{self, FORMAT_VERSION, Fields};
 use super::tokenizer::{self, TOKENIZER_NAME};
 use super::{Facets, Hit, IndexDoc, MAX_LIMIT, SearchQuery, SearchResult, query};
+use crate::model::ShareType;
 
 /// Memory the writer may use for buffered documents before it flushes a segment.
 const WRITER_MEMORY_BYTES: usize = 50_000_000;
@@ -104,7 +105,14 @@ impl SearchIndex {
                     error = format!("{error:#}"),
                     "search index cannot be opened; recreating it empty for a rebuild"
                 );
+                // The writer lock is taken first so that an index in use by another
+                // process (whose files may merely look damaged to us) is never wiped.
+                let directory = MmapDirectory::open(dir)?;
+                let lock = directory
+                    .acquire_lock(&INDEX_WRITER_LOCK)
+                    .context("search index is already open in another writer")?;
                 wipe(dir)?;
+                drop(lock);
                 create(dir, schema, fields)
             }
         }
@@ -191,8 +199,11 @@ impl SearchIndex {
         let offset = q.offset.min(searcher.num_docs() as usize);
 
         let (total, page, facet_counts) = if built.scored {
-            let top = (limit > 0)
-                .then(|| TopDocs::with_limit(limit).and_offset(offset).order_by_score());
+            let top = (limit > 0).then(|| {
+                TopDocs::with_limit(limit)
+                    .and_offset(offset)
+                    .order_by_score()
+            });
             let (total, top, facets) =
                 searcher.search(&*built.query, &(Count, top, FacetCollector))?;
             (total, top.unwrap_or_default(), facets)

@@ -94,7 +94,11 @@ fn text(stored: bool) -> TextOptions {
         .set_tokenizer(TOKENIZER_NAME)
         .set_index_option(IndexRecordOption::WithFreqs);
     let options = TextOptions::default().set_indexing_options(indexing);
-    if stored { options.set_stored() } else { options }
+    if stored {
+        options.set_stored()
+    } else {
+        options
+    }
 }
 
 /// One untokenized term per value, for exact matching; no field norms (never scored by

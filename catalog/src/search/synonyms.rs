@@ -79,9 +79,15 @@ mod tests {
 
     #[test]
     fn expands_both_directions() {
-        assert_eq!(expansions("危化品", &terms(&["危化品"])), vec!["危险化学品"]);
         assert_eq!(
-            expansions("危险化学品企业", &terms(&["危险", "化学", "化学品", "企业"])),
+            expansions("危化品", &terms(&["危化品"])),
+            vec!["危险化学品"]
+        );
+        assert_eq!(
+            expansions(
+                "危险化学品企业",
+                &terms(&["危险", "化学", "化学品", "企业"])
+            ),
             vec!["危化品"]
         );
     }

@@ -55,14 +55,25 @@ pub async fn create_request(
         validate::days("days", days)?;
         let decision = node
             .policy
-            .decide(&caller.principal, Action::Request, Some(&dataset), &dataset.dept)
+            .decide(
+                &caller.principal,
+                Action::Request,
+                Some(&dataset),
+                &dataset.dept,
+            )
             .await?;
         if !decision.allowed {
             // Explain the common cases precisely: own data, unshared data.
             let msg = if dataset.dept == caller.dept() {
-                format!("dataset '{}' belongs to your own department; no request is needed", dataset.id)
+                format!(
+                    "dataset '{}' belongs to your own department; no request is needed",
+                    dataset.id
+                )
             } else if dataset.share_type == ShareType::None {
-                format!("dataset '{}' is not shared outside {} (share_type none)", dataset.id, dataset.dept)
+                format!(
+                    "dataset '{}' is not shared outside {} (share_type none)",
+                    dataset.id, dataset.dept
+                )
             } else {
                 decision.reason
             };
@@ -122,7 +133,10 @@ pub async fn list_requests(
         && side != "provider"
         && side != "consumer"
     {
-        return Err(ApiError::bad_request("invalid_query", "side must be provider or consumer"));
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "side must be provider or consumer",
+        ));
     }
     node.read_barrier(p.consistency.is_stale()).await?;
     let all = sees_all(&node, &caller);
@@ -141,7 +155,13 @@ pub async fn list_requests(
         .filter(|r| p.dataset.as_deref().is_none_or(|d| r.dataset == d))
         .collect();
     let total = matching.len();
-    let items: Vec<_> = matching.into_iter().rev().skip(paging.offset).take(paging.limit).cloned().collect();
+    let items: Vec<_> = matching
+        .into_iter()
+        .rev()
+        .skip(paging.offset)
+        .take(paging.limit)
+        .cloned()
+        .collect();
     Ok(Json(serde_json::json!({"total": total, "requests": items})))
 }
 
@@ -153,8 +173,13 @@ fn find_request(node: &Node, caller: &Caller, id: &str) -> Result<AccessRequest,
         .get(id)
         .cloned()
         .ok_or_else(|| ApiError::not_found(format!("access request '{id}' not found")))?;
-    if r.consumer_dept != caller.dept() && r.provider_dept != caller.dept() && !sees_all(node, caller) {
-        return Err(ApiError::not_found(format!("access request '{id}' not found")));
+    if r.consumer_dept != caller.dept()
+        && r.provider_dept != caller.dept()
+        && !sees_all(node, caller)
+    {
+        return Err(ApiError::not_found(format!(
+            "access request '{id}' not found"
+        )));
     }
     Ok(r)
 }
@@ -180,10 +205,19 @@ pub struct ApproveInput {
 }
 
 /// Checks that the caller may decide on `request` (steward of the providing department).
-async fn authorize_decision(node: &Node, caller: &Caller, request: &AccessRequest) -> Result<(), ApiError> {
+async fn authorize_decision(
+    node: &Node,
+    caller: &Caller,
+    request: &AccessRequest,
+) -> Result<(), ApiError> {
     let dataset = super::datasets::find(node, &request.dataset)?;
     node.policy
-        .require(&caller.principal, Action::Decide, Some(&dataset), &dataset.dept)
+        .require(
+            &caller.principal,
+            Action::Decide,
+            Some(&dataset),
+            &dataset.dept,
+        )
         .await?;
     Ok(())
 }
@@ -241,10 +275,15 @@ pub async fn approve(
     if let Ok((_, g)) = &result {
         audit.event.grant = Some(g.id.clone());
         audit.event.fields = g.fields.clone();
-        audit.event.reason = format!("approved request {id}: grant {} until {}", g.id, g.expires_at);
+        audit.event.reason = format!(
+            "approved request {id}: grant {} until {}",
+            g.id, g.expires_at
+        );
     }
     let (request, grant) = audit.finish(&node, result).await?;
-    Ok(Json(serde_json::json!({"request": request, "grant": grant})))
+    Ok(Json(
+        serde_json::json!({"request": request, "grant": grant}),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -364,7 +403,11 @@ pub async fn list_grants(
     Ok(Json(serde_json::json!({"total": total, "grants": items})))
 }
 
-pub async fn show_grant(State(node): State<Arc<Node>>, caller: Caller, Path(id): Path<String>) -> Result<Json<Grant>, ApiError> {
+pub async fn show_grant(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Grant>, ApiError> {
     node.read_barrier(false).await?;
     let all = sees_all(&node, &caller);
     let s = node.state.read();
@@ -376,7 +419,11 @@ pub async fn show_grant(State(node): State<Arc<Node>>, caller: Caller, Path(id):
         .ok_or_else(|| ApiError::not_found(format!("grant '{id}' not found")))
 }
 
-pub async fn revoke(State(node): State<Arc<Node>>, caller: Caller, Path(id): Path<String>) -> Result<Json<Grant>, ApiError> {
+pub async fn revoke(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Grant>, ApiError> {
     let mut audit = Audited::new(&caller, "grant.revoke");
     let result = async {
         let grant = node
@@ -391,7 +438,12 @@ pub async fn revoke(State(node): State<Arc<Node>>, caller: Caller, Path(id): Pat
         audit.event.grant = Some(id.clone());
         let dataset = super::datasets::find(&node, &grant.dataset)?;
         node.policy
-            .require(&caller.principal, Action::Decide, Some(&dataset), &dataset.dept)
+            .require(
+                &caller.principal,
+                Action::Decide,
+                Some(&dataset),
+                &dataset.dept,
+            )
             .await?;
         let out = node
             .propose(Command::RevokeGrant {

@@ -43,26 +43,49 @@ pub async fn list_roles(
     let bindings: Vec<RoleBinding> = s
         .roles
         .iter()
-        .flat_map(|(principal, roles)| roles.iter().map(move |r| RoleBinding { principal: principal.clone(), role: *r }))
+        .flat_map(|(principal, roles)| {
+            roles.iter().map(move |r| RoleBinding {
+                principal: principal.clone(),
+                role: *r,
+            })
+        })
         .filter(|b| p.role.is_none_or(|r| b.role == r))
         .filter(|b| {
-            p.dept
-                .as_deref()
-                .is_none_or(|d| SpiffeId::parse(&b.principal).and_then(|id| id.dept().map(|x| x == d)).unwrap_or(false))
+            p.dept.as_deref().is_none_or(|d| {
+                SpiffeId::parse(&b.principal)
+                    .and_then(|id| id.dept().map(|x| x == d))
+                    .unwrap_or(false)
+            })
         })
         .collect();
-    Ok(Json(serde_json::json!({"total": bindings.len(), "bindings": bindings})))
+    Ok(Json(
+        serde_json::json!({"total": bindings.len(), "bindings": bindings}),
+    ))
 }
 
-async fn change_role(node: &Node, caller: &Caller, body: Result<JsonBody<RoleBinding>, ApiError>, bind: bool) -> Result<RoleBinding, ApiError> {
+async fn change_role(
+    node: &Node,
+    caller: &Caller,
+    body: Result<JsonBody<RoleBinding>, ApiError>,
+    bind: bool,
+) -> Result<RoleBinding, ApiError> {
     let mut audit = Audited::new(caller, if bind { "role.bind" } else { "role.unbind" });
     let result = async {
-        node.policy.require(&caller.principal, Action::Manage, None, "*").await?;
+        node.policy
+            .require(&caller.principal, Action::Manage, None, "*")
+            .await?;
         let JsonBody(b) = body?;
         validate::principal("principal", &b.principal)?;
-        audit.event.reason = format!("{} {} {}", if bind { "bind" } else { "unbind" }, b.role, b.principal);
+        audit.event.reason = format!(
+            "{} {} {}",
+            if bind { "bind" } else { "unbind" },
+            b.role,
+            b.principal
+        );
         let cmd = if bind {
-            Command::BindRoles { bindings: vec![b.clone()] }
+            Command::BindRoles {
+                bindings: vec![b.clone()],
+            }
         } else {
             Command::UnbindRole { binding: b.clone() }
         };
@@ -78,7 +101,10 @@ pub async fn bind_role(
     caller: Caller,
     body: Result<JsonBody<RoleBinding>, ApiError>,
 ) -> Result<(StatusCode, Json<RoleBinding>), ApiError> {
-    Ok((StatusCode::CREATED, Json(change_role(&node, &caller, body, true).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(change_role(&node, &caller, body, true).await?),
+    ))
 }
 
 pub async fn unbind_role(
@@ -110,16 +136,27 @@ pub async fn explain(
     if subject != caller.id() {
         let s = node.state.read();
         if !(s.has_role(caller.id(), Role::Admin) || s.has_role(caller.id(), Role::Auditor)) {
-            return Err(ApiError::forbidden("only admins and auditors may ask about other principals"));
+            return Err(ApiError::forbidden(
+                "only admins and auditors may ask about other principals",
+            ));
         }
     }
-    let id = SpiffeId::parse(&subject)
-        .ok_or_else(|| ApiError::bad_request("invalid_query", format!("'{subject}' is not a department SPIFFE ID")))?;
+    let id = SpiffeId::parse(&subject).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_query",
+            format!("'{subject}' is not a department SPIFFE ID"),
+        )
+    })?;
     let dept = id
         .dept()
-        .ok_or_else(|| ApiError::bad_request("invalid_query", "node identities have no data access"))?
+        .ok_or_else(|| {
+            ApiError::bad_request("invalid_query", "node identities have no data access")
+        })?
         .to_string();
-    let who = Principal { id: subject.clone(), dept };
+    let who = Principal {
+        id: subject.clone(),
+        dept,
+    };
     let action = match p.action.as_deref().unwrap_or("read") {
         "read" => Action::Read,
         "write" => Action::Write,
@@ -133,7 +170,12 @@ pub async fn explain(
         }
     };
     let dataset = super::datasets::find(&node, &p.dataset)?;
-    let roles: Vec<String> = node.state.read().roles_of(&subject).map(|r| r.to_string()).collect();
+    let roles: Vec<String> = node
+        .state
+        .read()
+        .roles_of(&subject)
+        .map(|r| r.to_string())
+        .collect();
     let mut out = serde_json::json!({
         "principal": subject,
         "dept": who.dept,
@@ -144,13 +186,22 @@ pub async fn explain(
         "action": action.as_str(),
     });
     if action == Action::Read {
-        match node.policy.plan_read(&who, &dataset, None, &yiwang_catalog::clock::now()).await {
+        match node
+            .policy
+            .plan_read(&who, &dataset, None, &yiwang_catalog::clock::now())
+            .await
+        {
             Ok(plan) => {
                 out["allowed"] = true.into();
                 out["rule"] = plan.decision.rule.clone().into();
                 out["reason"] = plan.decision.reason.clone().into();
                 out["grant"] = plan.decision.grant.clone().into();
-                out["fields"] = plan.columns.iter().map(|c| c.field.name.clone()).collect::<Vec<_>>().into();
+                out["fields"] = plan
+                    .columns
+                    .iter()
+                    .map(|c| c.field.name.clone())
+                    .collect::<Vec<_>>()
+                    .into();
                 out["masked_fields"] = plan.masked_fields().into();
                 out["row_filter"] = plan.row_filter.map(|f| f.to_string()).into();
             }
@@ -160,7 +211,10 @@ pub async fn explain(
             }
         }
     } else {
-        let d = node.policy.decide(&who, action, Some(&dataset), &dataset.dept).await?;
+        let d = node
+            .policy
+            .decide(&who, action, Some(&dataset), &dataset.dept)
+            .await?;
         out["allowed"] = d.allowed.into();
         out["rule"] = d.rule.into();
         out["reason"] = d.reason.into();
@@ -173,5 +227,8 @@ pub async fn cluster(State(node): State<Arc<Node>>, _caller: Caller) -> Json<ser
 }
 
 pub async fn openapi() -> ([(axum::http::HeaderName, &'static str); 1], &'static str) {
-    ([(axum::http::header::CONTENT_TYPE, "application/json")], include_str!("openapi.json"))
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        include_str!("openapi.json"),
+    )
 }

@@ -30,7 +30,10 @@ async fn audit_scope(node: &Node, caller: &Caller) -> Result<Option<String>, Api
 fn normalize_time(name: &str, v: Option<String>) -> Result<Option<String>, ApiError> {
     v.map(|t| {
         yiwang_catalog::clock::normalize(&t).ok_or_else(|| {
-            ApiError::bad_request("invalid_query", format!("{name} must be an RFC 3339 time or a date (YYYY-MM-DD), not '{t}'"))
+            ApiError::bad_request(
+                "invalid_query",
+                format!("{name} must be an RFC 3339 time or a date (YYYY-MM-DD), not '{t}'"),
+            )
         })
     })
     .transpose()
@@ -49,13 +52,17 @@ pub async fn search(
         q.to = normalize_time("to", q.to)?;
         let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
         if limit == 0 || limit > MAX_LIMIT {
-            return Err(ApiError::bad_request("invalid_query", format!("limit must be between 1 and {MAX_LIMIT}")));
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("limit must be between 1 and {MAX_LIMIT}"),
+            ));
         }
         let path = node.audit.path().to_path_buf();
-        let page = tokio::task::spawn_blocking(move || audit::search(&path, &q, scope.as_deref(), limit))
-            .await
-            .map_err(|e| ApiError::internal(e.to_string()))?
-            .map_err(|e| ApiError::internal(format!("cannot read the audit trail: {e}")))?;
+        let page =
+            tokio::task::spawn_blocking(move || audit::search(&path, &q, scope.as_deref(), limit))
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))?
+                .map_err(|e| ApiError::internal(format!("cannot read the audit trail: {e}")))?;
         Ok(page)
     }
     .await;
@@ -69,16 +76,20 @@ pub async fn search(
     })))
 }
 
-pub async fn verify(State(node): State<Arc<Node>>, caller: Caller) -> Result<Json<serde_json::Value>, ApiError> {
+pub async fn verify(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let record = Audited::new(&caller, "audit.verify");
     let result = async {
         audit_scope(&node, &caller).await?;
         let anchor = node.state.read().anchors.get(&node.config.node_id).cloned();
         let path = node.audit.path().to_path_buf();
-        let report = tokio::task::spawn_blocking(move || audit::verify_file(&path, anchor.as_ref(), true))
-            .await
-            .map_err(|e| ApiError::internal(e.to_string()))?
-            .map_err(|e| ApiError::internal(format!("cannot verify the audit trail: {e}")))?;
+        let report =
+            tokio::task::spawn_blocking(move || audit::verify_file(&path, anchor.as_ref(), true))
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))?
+                .map_err(|e| ApiError::internal(format!("cannot verify the audit trail: {e}")))?;
         Ok(report)
     }
     .await;

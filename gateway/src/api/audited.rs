@@ -46,7 +46,11 @@ impl Audited {
 
     /// Records the outcome and returns the result, or a 500 if the record could not be
     /// written.
-    pub async fn finish<T>(mut self, node: &Node, result: Result<T, ApiError>) -> Result<T, ApiError> {
+    pub async fn finish<T>(
+        mut self,
+        node: &Node,
+        result: Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
         let e = &mut self.event;
         match &result {
             Ok(_) => {
@@ -69,7 +73,10 @@ impl Audited {
         }
         let labels = crate::metrics::DecisionLabels {
             action: e.action.clone(),
-            decision: e.decision.map_or("error", AuditDecision::as_str).to_string(),
+            decision: e
+                .decision
+                .map_or("error", AuditDecision::as_str)
+                .to_string(),
         };
         node.metrics.decisions.get_or_create(&labels).inc();
         node.audit

@@ -33,14 +33,20 @@ fn error_json(e: &ApiError) -> serde_json::Value {
 
 /// Runs an import. `check` validates and authorises one parsed line (returning its id);
 /// `commit` proposes a batch and returns each item's outcome (its id, or the error).
-pub async fn import<T, C, F, Fut>(body: &[u8], batch: usize, check: C, mut commit: F) -> Result<BulkReport, ApiError>
+pub async fn import<T, C, F, Fut>(
+    body: &[u8],
+    batch: usize,
+    check: C,
+    mut commit: F,
+) -> Result<BulkReport, ApiError>
 where
     T: DeserializeOwned,
     C: Fn(&T) -> Result<String, ApiError>,
     F: FnMut(Vec<T>) -> Fut,
     Fut: Future<Output = Result<Vec<Result<String, ApiError>>, ApiError>>,
 {
-    let text = std::str::from_utf8(body).map_err(|e| ApiError::bad_request("invalid_body", format!("body is not UTF-8: {e}")))?;
+    let text = std::str::from_utf8(body)
+        .map_err(|e| ApiError::bad_request("invalid_body", format!("body is not UTF-8: {e}")))?;
     let mut results: Vec<LineResult> = Vec::new();
     let mut pending: Vec<(usize, T)> = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -60,7 +66,10 @@ where
         }
     }
     if results.is_empty() && pending.is_empty() {
-        return Err(ApiError::bad_request("invalid_body", "body has no NDJSON lines"));
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            "body has no NDJSON lines",
+        ));
     }
     while !pending.is_empty() {
         let rest = pending.split_off(pending.len().min(batch));
@@ -69,8 +78,18 @@ where
         let outcomes = commit(items).await?;
         for (line, outcome) in lines.into_iter().zip(outcomes) {
             results.push(match outcome {
-                Ok(id) => LineResult { line, id: Some(id), status: "created", error: None },
-                Err(e) => LineResult { line, id: None, status: "failed", error: Some(error_json(&e)) },
+                Ok(id) => LineResult {
+                    line,
+                    id: Some(id),
+                    status: "created",
+                    error: None,
+                },
+                Err(e) => LineResult {
+                    line,
+                    id: None,
+                    status: "failed",
+                    error: Some(error_json(&e)),
+                },
             });
         }
     }

@@ -33,14 +33,20 @@ pub struct PeerIdentity(pub Arc<Result<SpiffeId, String>>);
 
 fn acceptable_request_id(v: &HeaderValue) -> Option<String> {
     let s = v.to_str().ok()?;
-    let ok = (1..=64).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    let ok = (1..=64).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     ok.then(|| s.to_string())
 }
 
 /// Outermost middleware: assigns the request id (keeping a sane one the client sent),
 /// makes it available to error bodies, sets `x-request-id` on every response and
 /// records metrics under the route template.
-pub async fn request_context(node: axum::extract::State<Arc<Node>>, req: Request, next: Next) -> Response {
+pub async fn request_context(
+    node: axum::extract::State<Arc<Node>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let id = req
         .headers()
         .get("x-request-id")
@@ -87,13 +93,22 @@ impl Caller {
 }
 
 fn peer_identity(parts: &Parts, node: &Node) -> Result<SpiffeId, ApiError> {
-    let peer = parts
-        .extensions
-        .get::<PeerIdentity>()
-        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "no client certificate"))?;
+    let peer = parts.extensions.get::<PeerIdentity>().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "no client certificate",
+        )
+    })?;
     let id = match peer.0.as_ref() {
         Ok(id) => id.clone(),
-        Err(why) => return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_identity", why.clone())),
+        Err(why) => {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_identity",
+                why.clone(),
+            ));
+        }
     };
     if id.trust_domain() != node.config.trust_domain {
         return Err(ApiError::new(
@@ -112,7 +127,10 @@ fn peer_identity(parts: &Parts, node: &Node) -> Result<SpiffeId, ApiError> {
 impl FromRequestParts<Arc<Node>> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, node: &Arc<Node>) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        node: &Arc<Node>,
+    ) -> Result<Self, Self::Rejection> {
         match peer_identity(parts, node)? {
             id @ SpiffeId::Principal { .. } => Ok(Caller {
                 principal: Principal {
@@ -120,7 +138,9 @@ impl FromRequestParts<Arc<Node>> for Caller {
                     dept: id.dept().unwrap_or_default().to_string(),
                 },
             }),
-            SpiffeId::Node { .. } => Err(ApiError::forbidden("node identities cannot call the client API")),
+            SpiffeId::Node { .. } => Err(ApiError::forbidden(
+                "node identities cannot call the client API",
+            )),
         }
     }
 }
@@ -131,10 +151,15 @@ pub struct PeerNode(pub u64);
 impl FromRequestParts<Arc<Node>> for PeerNode {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, node: &Arc<Node>) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        node: &Arc<Node>,
+    ) -> Result<Self, Self::Rejection> {
         match peer_identity(parts, node)? {
             SpiffeId::Node { node_id, .. } => Ok(PeerNode(node_id)),
-            other => Err(ApiError::forbidden(format!("{other} is not a node: /raft/* accepts node certificates only"))),
+            other => Err(ApiError::forbidden(format!(
+                "{other} is not a node: /raft/* accepts node certificates only"
+            ))),
         }
     }
 }
@@ -156,7 +181,11 @@ impl<T: DeserializeOwned> FromRequest<Arc<Node>> for JsonBody<T> {
 pub async fn body_bytes(req: Request, node: &Arc<Node>) -> Result<Bytes, ApiError> {
     Bytes::from_request(req, node).await.map_err(|r| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "request body is larger than this endpoint accepts")
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "request body is larger than this endpoint accepts",
+            )
         } else {
             ApiError::bad_request("bad_body", r.body_text())
         }
@@ -166,7 +195,10 @@ pub async fn body_bytes(req: Request, node: &Arc<Node>) -> Result<Bytes, ApiErro
 /// Parses JSON, naming the path of the first problem.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.is_empty() {
-        return Err(ApiError::bad_request("invalid_json", "request body is empty; expected a JSON object"));
+        return Err(ApiError::bad_request(
+            "invalid_json",
+            "request body is empty; expected a JSON object",
+        ));
     }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
@@ -192,7 +224,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(q.as_bytes()));
         serde_path_to_error::deserialize(de)
             .map(Query)
-            .map_err(|e| ApiError::bad_request("invalid_query", format!("invalid query parameter '{}': {}", e.path(), e.inner())))
+            .map_err(|e| {
+                ApiError::bad_request(
+                    "invalid_query",
+                    format!("invalid query parameter '{}': {}", e.path(), e.inner()),
+                )
+            })
     }
 }
 
@@ -223,5 +260,18 @@ impl<T: DeserializeOwned> FromRequest<Arc<Node>> for OptionalJsonBody<T> {
             return Ok(OptionalJsonBody(None));
         }
         parse_json(&bytes).map(|v| OptionalJsonBody(Some(v)))
+    }
+}
+
+/// Deserialises an empty query value (`?share_type=`) as absent, as HTML forms send it.
+pub fn empty_as_none<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    let s: Option<String> = serde::Deserialize::deserialize(d)?;
+    match s.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(v) => T::deserialize(serde::de::value::StrDeserializer::<D::Error>::new(v)).map(Some),
     }
 }

@@ -90,11 +90,23 @@ pub async fn show(
 }
 
 /// A steward may only describe datasets of their own department.
-async fn authorize_write(node: &Node, caller: &Caller, input: &DatasetInput) -> Result<(), ApiError> {
+async fn authorize_write(
+    node: &Node,
+    caller: &Caller,
+    input: &DatasetInput,
+) -> Result<(), ApiError> {
     let existing = node.state.read().datasets.get(&input.id).cloned();
     match existing {
-        Some(d) => node.policy.require(&caller.principal, Action::Write, Some(&d), &d.dept).await?,
-        None => node.policy.require(&caller.principal, Action::Write, None, &input.dept).await?,
+        Some(d) => {
+            node.policy
+                .require(&caller.principal, Action::Write, Some(&d), &d.dept)
+                .await?
+        }
+        None => {
+            node.policy
+                .require(&caller.principal, Action::Write, None, &input.dept)
+                .await?
+        }
     };
     if input.dept != caller.dept() {
         return Err(ApiError::forbidden(format!(
@@ -161,7 +173,10 @@ pub async fn update(
         if input.id != id {
             return Err(ApiError::bad_request(
                 "invalid_input",
-                format!("invalid id: body says '{}' but the path says '{id}'", input.id),
+                format!(
+                    "invalid id: body says '{}' but the path says '{id}'",
+                    input.id
+                ),
             ));
         }
         let existing = find(&node, &id)?;
@@ -181,14 +196,23 @@ pub async fn update(
     Ok(Json(audit.finish(&node, result).await?))
 }
 
-pub async fn retire(State(node): State<Arc<Node>>, caller: Caller, Path(id): Path<String>) -> Result<Json<Dataset>, ApiError> {
+pub async fn retire(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Dataset>, ApiError> {
     let mut audit = Audited::new(&caller, "dataset.retire");
     audit.dataset_id(&id);
     let result = async {
         let existing = find(&node, &id)?;
         audit.dataset(&existing);
         node.policy
-            .require(&caller.principal, Action::Write, Some(&existing), &existing.dept)
+            .require(
+                &caller.principal,
+                Action::Write,
+                Some(&existing),
+                &existing.dept,
+            )
             .await?;
         let out = node
             .propose(Command::RetireDataset {
@@ -202,11 +226,17 @@ pub async fn retire(State(node): State<Arc<Node>>, caller: Caller, Path(id): Pat
     Ok(Json(audit.finish(&node, result).await?))
 }
 
-pub async fn bulk(State(node): State<Arc<Node>>, caller: Caller, req: Request) -> Result<Json<bulk::BulkReport>, ApiError> {
+pub async fn bulk(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    req: Request,
+) -> Result<Json<bulk::BulkReport>, ApiError> {
     let mut audit = Audited::new(&caller, "dataset.bulk_register");
     audit.event.provider_dept = Some(caller.dept().to_string());
     let result = async {
-        node.policy.require(&caller.principal, Action::Write, None, caller.dept()).await?;
+        node.policy
+            .require(&caller.principal, Action::Write, None, caller.dept())
+            .await?;
         let body = super::context::body_bytes(req, &node).await?;
         let batch = node.config.limits.bulk_batch;
         let dept = caller.dept().to_string();

@@ -40,7 +40,11 @@ pub struct ReadParams {
     pub consistency: Consistency,
 }
 
-pub async fn list(State(node): State<Arc<Node>>, _caller: Caller, Query(p): Query<ReadParams>) -> Result<Json<serde_json::Value>, ApiError> {
+pub async fn list(
+    State(node): State<Arc<Node>>,
+    _caller: Caller,
+    Query(p): Query<ReadParams>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     node.read_barrier(p.consistency.is_stale()).await?;
     let s = node.state.read();
     let items: Vec<serde_json::Value> = s
@@ -53,7 +57,9 @@ pub async fn list(State(node): State<Arc<Node>>, _caller: Caller, Query(p): Quer
             v
         })
         .collect();
-    Ok(Json(serde_json::json!({"total": items.len(), "departments": items})))
+    Ok(Json(
+        serde_json::json!({"total": items.len(), "departments": items}),
+    ))
 }
 
 pub async fn show(
@@ -78,7 +84,9 @@ pub async fn register(
 ) -> Result<(StatusCode, Json<Department>), ApiError> {
     let mut audit = Audited::new(&caller, "department.register");
     let result = async {
-        node.policy.require(&caller.principal, Action::Manage, None, "*").await?;
+        node.policy
+            .require(&caller.principal, Action::Manage, None, "*")
+            .await?;
         let JsonBody(input) = body?;
         let d = input.into_department();
         validate::department(&d)?;
@@ -101,10 +109,16 @@ pub async fn register(
     Ok((StatusCode::CREATED, Json(d)))
 }
 
-pub async fn bulk(State(node): State<Arc<Node>>, caller: Caller, req: Request) -> Result<Json<bulk::BulkReport>, ApiError> {
+pub async fn bulk(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    req: Request,
+) -> Result<Json<bulk::BulkReport>, ApiError> {
     let audit = Audited::new(&caller, "department.bulk_register");
     let result = async {
-        node.policy.require(&caller.principal, Action::Manage, None, "*").await?;
+        node.policy
+            .require(&caller.principal, Action::Manage, None, "*")
+            .await?;
         let body = super::context::body_bytes(req, &node).await?;
         let batch = node.config.limits.bulk_batch;
         bulk::import(
@@ -126,7 +140,10 @@ pub async fn bulk(State(node): State<Arc<Node>>, caller: Caller, req: Request) -
                     let out = node
                         .propose(Command::RegisterDepartments {
                             at: yiwang_catalog::clock::now(),
-                            departments: items.into_iter().map(DepartmentInput::into_department).collect(),
+                            departments: items
+                                .into_iter()
+                                .map(DepartmentInput::into_department)
+                                .collect(),
                         })
                         .await?;
                     match out {

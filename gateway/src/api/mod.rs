@@ -10,6 +10,8 @@ mod context;
 mod datasets;
 mod departments;
 mod error;
+#[cfg(test)]
+mod openapi_check;
 mod raft;
 mod records;
 mod search;
@@ -38,26 +40,45 @@ pub fn router(node: Arc<Node>) -> Router {
     let raft = Router::new()
         .route(yiwang_raft_store::network::PATH_APPEND, post(raft::append))
         .route(yiwang_raft_store::network::PATH_VOTE, post(raft::vote))
-        .route(yiwang_raft_store::network::PATH_SNAPSHOT, post(raft::snapshot))
+        .route(
+            yiwang_raft_store::network::PATH_SNAPSHOT,
+            post(raft::snapshot),
+        )
         .layer(DefaultBodyLimit::max(512 << 20));
     let api = Router::new()
-        .route("/v1/departments", get(departments::list).post(departments::register))
+        .route(
+            "/v1/departments",
+            get(departments::list).post(departments::register),
+        )
         .route("/v1/departments/{code}", get(departments::show))
         .route("/v1/datasets", get(datasets::list).post(datasets::register))
         .route(
             "/v1/datasets/{id}",
-            get(datasets::show).put(datasets::update).delete(datasets::retire),
+            get(datasets::show)
+                .put(datasets::update)
+                .delete(datasets::retire),
         )
         .route("/v1/datasets/{id}/records", get(records::read))
         .route("/v1/search", get(search::search))
-        .route("/v1/access-requests", get(access::list_requests).post(access::create_request))
+        .route(
+            "/v1/access-requests",
+            get(access::list_requests).post(access::create_request),
+        )
         .route("/v1/access-requests/{id}", get(access::show_request))
         .route("/v1/access-requests/{id}/approve", post(access::approve))
         .route("/v1/access-requests/{id}/reject", post(access::reject))
         .route("/v1/access-requests/{id}/withdraw", post(access::withdraw))
         .route("/v1/grants", get(access::list_grants))
-        .route("/v1/grants/{id}", get(access::show_grant).delete(access::revoke))
-        .route("/v1/roles", get(admin::list_roles).post(admin::bind_role).delete(admin::unbind_role))
+        .route(
+            "/v1/grants/{id}",
+            get(access::show_grant).delete(access::revoke),
+        )
+        .route(
+            "/v1/roles",
+            get(admin::list_roles)
+                .post(admin::bind_role)
+                .delete(admin::unbind_role),
+        )
         .route("/v1/whoami", get(admin::whoami))
         .route("/v1/authz/explain", get(admin::explain))
         .route("/v1/audit", get(audit::search))
@@ -71,7 +92,10 @@ pub fn router(node: Arc<Node>) -> Router {
         .merge(raft)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(node.clone(), context::request_context))
+        .layer(axum::middleware::from_fn_with_state(
+            node.clone(),
+            context::request_context,
+        ))
         .with_state(node)
 }
 
@@ -97,7 +121,11 @@ pub struct Paging {
 impl Paging {
     pub const MAX: usize = 1000;
 
-    pub fn new(limit: Option<usize>, offset: Option<usize>, default: usize) -> Result<Paging, ApiError> {
+    pub fn new(
+        limit: Option<usize>,
+        offset: Option<usize>,
+        default: usize,
+    ) -> Result<Paging, ApiError> {
         let limit = limit.unwrap_or(default);
         if limit == 0 || limit > Paging::MAX {
             return Err(ApiError::bad_request(

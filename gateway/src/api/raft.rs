@@ -3,8 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::header;
 use axum::response::IntoResponse;
 use yiwang_raft_store::network;
@@ -14,21 +13,37 @@ use super::context::PeerNode;
 use crate::node::Node;
 
 fn reply(r: Result<Vec<u8>, serde_json::Error>) -> Result<impl IntoResponse, ApiError> {
-    let body = r.map_err(|e| ApiError::bad_request("invalid_json", format!("bad raft message: {e}")))?;
+    let body =
+        r.map_err(|e| ApiError::bad_request("invalid_json", format!("bad raft message: {e}")))?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body))
 }
 
-pub async fn append(State(node): State<Arc<Node>>, peer: PeerNode, body: Bytes) -> Result<impl IntoResponse, ApiError> {
+pub async fn append(
+    State(node): State<Arc<Node>>,
+    peer: PeerNode,
+    req: Request,
+) -> Result<impl IntoResponse, ApiError> {
+    let body = super::context::body_bytes(req, &node).await?;
     tracing::trace!(from = peer.0, bytes = body.len(), "raft append");
     reply(network::handle_append(&node.raft, &body).await)
 }
 
-pub async fn vote(State(node): State<Arc<Node>>, peer: PeerNode, body: Bytes) -> Result<impl IntoResponse, ApiError> {
+pub async fn vote(
+    State(node): State<Arc<Node>>,
+    peer: PeerNode,
+    req: Request,
+) -> Result<impl IntoResponse, ApiError> {
+    let body = super::context::body_bytes(req, &node).await?;
     tracing::trace!(from = peer.0, bytes = body.len(), "raft vote");
     reply(network::handle_vote(&node.raft, &body).await)
 }
 
-pub async fn snapshot(State(node): State<Arc<Node>>, peer: PeerNode, body: Bytes) -> Result<impl IntoResponse, ApiError> {
+pub async fn snapshot(
+    State(node): State<Arc<Node>>,
+    peer: PeerNode,
+    req: Request,
+) -> Result<impl IntoResponse, ApiError> {
+    let body = super::context::body_bytes(req, &node).await?;
     tracing::trace!(from = peer.0, bytes = body.len(), "raft snapshot");
     reply(network::handle_snapshot(&node.raft, &body).await)
 }

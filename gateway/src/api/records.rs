@@ -61,7 +61,10 @@ pub fn negotiate(param: Option<&str>, headers: &HeaderMap) -> Result<Format, Api
             )),
         };
     }
-    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     for part in accept.split(',') {
         match part.split(';').next().unwrap_or("").trim() {
             "application/x-ndjson" | "application/ndjson" => return Ok(Format::Ndjson),
@@ -76,22 +79,28 @@ pub fn negotiate(param: Option<&str>, headers: &HeaderMap) -> Result<Format, Api
     Err(ApiError::new(
         axum::http::StatusCode::NOT_ACCEPTABLE,
         "not_acceptable",
-        format!("cannot produce '{accept}'; use application/json, application/x-ndjson or text/csv"),
+        format!(
+            "cannot produce '{accept}'; use application/json, application/x-ndjson or text/csv"
+        ),
     ))
 }
 
 /// The purpose of a data read, from `X-Purpose` (percent-decoded, so clients can send
 /// Chinese text in a header).
 pub fn purpose(headers: &HeaderMap) -> Result<String, ApiError> {
-    let raw = headers
-        .get("x-purpose")
-        .ok_or_else(|| ApiError::bad_request("missing_purpose", "every data read needs a purpose: set the X-Purpose header"))?;
+    let raw = headers.get("x-purpose").ok_or_else(|| {
+        ApiError::bad_request(
+            "missing_purpose",
+            "every data read needs a purpose: set the X-Purpose header",
+        )
+    })?;
     let text = match raw.to_str() {
         Ok(s) => percent_decode(s),
         Err(_) => String::from_utf8(raw.as_bytes().to_vec())
             .map_err(|_| ApiError::bad_request("invalid_purpose", "X-Purpose is not UTF-8"))?,
     };
-    validate::purpose(&text).map_err(|e| ApiError::bad_request("invalid_purpose", e.to_string()))?;
+    validate::purpose(&text)
+        .map_err(|e| ApiError::bad_request("invalid_purpose", e.to_string()))?;
     Ok(text)
 }
 
@@ -109,22 +118,33 @@ fn percent_decode(s: &str) -> String {
 /// Parses the consumer's filter and checks it only touches columns the consumer may
 /// see unmasked: filtering on a hidden or masked column would leak its values.
 pub fn consumer_filter(text: &str, plan: &ReadPlan) -> Result<Expr, ApiError> {
-    let expr = filter::parse(text).map_err(|e| ApiError::bad_request("invalid_filter", format!("invalid filter: {e}")))?;
-    let visible: Vec<_> = plan.columns.iter().filter(|c| c.mask.is_none()).map(|c| c.field.clone()).collect();
+    let expr = filter::parse(text)
+        .map_err(|e| ApiError::bad_request("invalid_filter", format!("invalid filter: {e}")))?;
+    let visible: Vec<_> = plan
+        .columns
+        .iter()
+        .filter(|c| c.mask.is_none())
+        .map(|c| c.field.clone())
+        .collect();
     for name in expr.fields() {
         if !visible.iter().any(|f| f.name == name) {
             let masked = plan.columns.iter().any(|c| c.field.name == name);
             return Err(ApiError::bad_request(
                 "invalid_filter",
                 if masked {
-                    format!("invalid filter: field '{name}' is masked for you and cannot be filtered on")
+                    format!(
+                        "invalid filter: field '{name}' is masked for you and cannot be filtered on"
+                    )
                 } else {
-                    format!("invalid filter: field '{name}' is not a field of this dataset you may read")
+                    format!(
+                        "invalid filter: field '{name}' is not a field of this dataset you may read"
+                    )
                 },
             ));
         }
     }
-    filter::validate(&expr, &visible).map_err(|e| ApiError::bad_request("invalid_filter", e.to_string()))?;
+    filter::validate(&expr, &visible)
+        .map_err(|e| ApiError::bad_request("invalid_filter", e.to_string()))?;
     Ok(expr)
 }
 
@@ -144,18 +164,32 @@ pub async fn read(
         let dataset = super::datasets::find(&node, &id)?;
         audit.dataset(&dataset);
         if dataset.status == DatasetStatus::Retired {
-            return Err(ApiError::new(axum::http::StatusCode::GONE, "retired", format!("dataset '{id}' is retired")));
+            return Err(ApiError::new(
+                axum::http::StatusCode::GONE,
+                "retired",
+                format!("dataset '{id}' is retired"),
+            ));
         }
-        let requested: Option<Vec<String>> = p
-            .fields
-            .as_deref()
-            .map(|f| f.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect());
+        let requested: Option<Vec<String>> = p.fields.as_deref().map(|f| {
+            f.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        });
         let now = yiwang_catalog::clock::now();
         // The full plan says what the consumer may see at all (filters may use any of
         // it); the requested plan narrows the columns returned.
-        let full = node.policy.plan_read(&caller.principal, &dataset, None, &now).await?;
+        let full = node
+            .policy
+            .plan_read(&caller.principal, &dataset, None, &now)
+            .await?;
         let plan = match &requested {
-            Some(r) if !r.is_empty() => node.policy.plan_read(&caller.principal, &dataset, Some(r), &now).await?,
+            Some(r) if !r.is_empty() => {
+                node.policy
+                    .plan_read(&caller.principal, &dataset, Some(r), &now)
+                    .await?
+            }
             _ => full.clone(),
         };
         audit.decision(&plan.decision);
@@ -182,7 +216,9 @@ pub async fn read(
             ApiError::new(
                 axum::http::StatusCode::CONFLICT,
                 "no_source",
-                format!("dataset '{id}' has no records source: it is catalogued for discovery only"),
+                format!(
+                    "dataset '{id}' has no records source: it is catalogued for discovery only"
+                ),
             )
         })?;
         let source = node.sources.require(&source_ref.id)?;
@@ -204,7 +240,10 @@ pub async fn read(
     let (format, next_cursor, body, plan) = audit.finish(&node, result).await?;
     let mut resp = Response::new(Body::from(body));
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
     if let Some(c) = next_cursor.and_then(|c| HeaderValue::from_str(&c).ok()) {
         h.insert("x-next-cursor", c);
     }
@@ -243,17 +282,25 @@ fn render(format: Format, columns: &[Column], page: &ReadResult) -> Result<Vec<u
         }
         Format::Ndjson => {
             for r in &page.rows {
-                serde_json::to_writer(&mut out, &as_object(masked_row(r))).map_err(|e| ApiError::internal(e.to_string()))?;
+                serde_json::to_writer(&mut out, &as_object(masked_row(r)))
+                    .map_err(|e| ApiError::internal(e.to_string()))?;
                 out.push(b'\n');
             }
         }
         Format::Csv => {
-            write_csv_row(&mut out, page.columns.iter().map(|c| std::borrow::Cow::Borrowed(c.as_str())));
+            write_csv_row(
+                &mut out,
+                page.columns
+                    .iter()
+                    .map(|c| std::borrow::Cow::Borrowed(c.as_str())),
+            );
             for r in &page.rows {
                 let row = masked_row(r);
                 write_csv_row(
                     &mut out,
-                    row.iter().zip(columns).map(|(v, c)| csv_cell(v, c.field.field_type)),
+                    row.iter()
+                        .zip(columns)
+                        .map(|(v, c)| csv_cell(v, c.field.field_type)),
                 );
             }
         }

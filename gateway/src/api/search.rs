@@ -8,6 +8,7 @@ use serde::Deserialize;
 use yiwang_catalog::model::{ShareType, UpdateCycle};
 use yiwang_catalog::search::{SearchQuery, SearchResult};
 
+use super::context::empty_as_none;
 use super::{ApiError, Caller, Query};
 use crate::node::Node;
 
@@ -20,9 +21,13 @@ const MAX_QUERY_CHARS: usize = 200;
 pub struct SearchParams {
     #[serde(default)]
     pub q: String,
+    #[serde(default, deserialize_with = "empty_as_none")]
     pub dept: Option<String>,
+    #[serde(default, deserialize_with = "empty_as_none")]
     pub share_type: Option<ShareType>,
+    #[serde(default, deserialize_with = "empty_as_none")]
     pub theme: Option<String>,
+    #[serde(default, deserialize_with = "empty_as_none")]
     pub update_cycle: Option<UpdateCycle>,
     pub limit: Option<usize>,
     pub offset: Option<usize>,
@@ -35,14 +40,23 @@ pub async fn search(
 ) -> Result<Json<SearchResult>, ApiError> {
     let limit = p.limit.unwrap_or(DEFAULT_LIMIT);
     if limit == 0 || limit > MAX_LIMIT {
-        return Err(ApiError::bad_request("invalid_query", format!("limit must be between 1 and {MAX_LIMIT}")));
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("limit must be between 1 and {MAX_LIMIT}"),
+        ));
     }
     if p.q.chars().count() > MAX_QUERY_CHARS {
-        return Err(ApiError::bad_request("invalid_query", format!("q is longer than {MAX_QUERY_CHARS} characters")));
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("q is longer than {MAX_QUERY_CHARS} characters"),
+        ));
     }
     let offset = p.offset.unwrap_or(0);
     if offset > 10_000 {
-        return Err(ApiError::bad_request("invalid_query", "offset must be at most 10000; narrow the query instead"));
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "offset must be at most 10000; narrow the query instead",
+        ));
     }
     let query = SearchQuery {
         q: p.q,

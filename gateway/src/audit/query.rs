@@ -37,10 +37,14 @@ fn matches(q: &AuditQuery, scope: Option<&str>, r: &StoredRecord) -> bool {
     let touches = |dept: &str| e.dept == dept || e.provider_dept.as_deref() == Some(dept);
     scope.is_none_or(touches)
         && q.dept.as_deref().is_none_or(touches)
-        && q.from.as_deref().is_none_or(|f| r.record.time.as_str() >= f)
+        && q.from
+            .as_deref()
+            .is_none_or(|f| r.record.time.as_str() >= f)
         && q.to.as_deref().is_none_or(|t| r.record.time.as_str() < t)
         && q.principal.as_deref().is_none_or(|p| e.principal == p)
-        && q.dataset.as_deref().is_none_or(|d| e.dataset.as_deref() == Some(d))
+        && q.dataset
+            .as_deref()
+            .is_none_or(|d| e.dataset.as_deref() == Some(d))
         && q.decision.is_none_or(|d| e.decision == Some(d))
         && q.action.as_deref().is_none_or(|a| e.action == a)
 }
@@ -53,22 +57,33 @@ pub fn search(path: &Path, q: &AuditQuery, scope: Option<&str>, limit: usize) ->
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(Page { records, next_cursor: None });
+            return Ok(Page {
+                records,
+                next_cursor: None,
+            });
         }
         Err(e) => return Err(e).with_context(|| format!("cannot open {}", path.display())),
     };
     let after = q.cursor.unwrap_or(0);
     for line in BufReader::new(file).lines() {
         let line = line?;
-        let Ok(r) = serde_json::from_str::<StoredRecord>(&line) else { continue };
+        let Ok(r) = serde_json::from_str::<StoredRecord>(&line) else {
+            continue;
+        };
         if r.record.seq <= after || !matches(q, scope, &r) {
             continue;
         }
         if records.len() == limit {
             let next = records.last().map(|l: &StoredRecord| l.record.seq);
-            return Ok(Page { records, next_cursor: next });
+            return Ok(Page {
+                records,
+                next_cursor: next,
+            });
         }
         records.push(r);
     }
-    Ok(Page { records, next_cursor: None })
+    Ok(Page {
+        records,
+        next_cursor: None,
+    })
 }

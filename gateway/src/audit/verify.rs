@@ -35,7 +35,8 @@ pub struct VerifyReport {
 /// With `live`, the file is being written: a last line without its newline is a write
 /// in progress, not damage, and is left out.
 pub fn verify_file(path: &Path, anchor: Option<&AuditAnchor>, live: bool) -> Result<VerifyReport> {
-    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut report = VerifyReport {
         node: None,
         file: path.display().to_string(),
@@ -79,7 +80,10 @@ pub fn verify_file(path: &Path, anchor: Option<&AuditAnchor>, live: bool) -> Res
         let stored: StoredRecord = match serde_json::from_str(&line) {
             Ok(r) => r,
             Err(e) => {
-                problem(&mut report, format!("line {lineno}: not an audit record ({e})"));
+                problem(
+                    &mut report,
+                    format!("line {lineno}: not an audit record ({e})"),
+                );
                 continue;
             }
         };
@@ -87,10 +91,22 @@ pub fn verify_file(path: &Path, anchor: Option<&AuditAnchor>, live: bool) -> Res
         let r = &stored.record;
         report.node.get_or_insert(r.node);
         if serde_json::to_string(&stored).ok().as_deref() != Some(line.as_str()) {
-            problem(&mut report, format!("line {lineno} (seq {}): modified (not the canonical form written)", r.seq));
+            problem(
+                &mut report,
+                format!(
+                    "line {lineno} (seq {}): modified (not the canonical form written)",
+                    r.seq
+                ),
+            );
         }
         if r.hash() != stored.hash {
-            problem(&mut report, format!("line {lineno} (seq {}): content does not match its hash (modified)", r.seq));
+            problem(
+                &mut report,
+                format!(
+                    "line {lineno} (seq {}): content does not match its hash (modified)",
+                    r.seq
+                ),
+            );
         }
         if r.seq != report.head_seq + 1 {
             let msg = format!(
@@ -102,7 +118,10 @@ pub fn verify_file(path: &Path, anchor: Option<&AuditAnchor>, live: bool) -> Res
         if r.prev_hash != report.head_hash {
             problem(
                 &mut report,
-                format!("line {lineno} (seq {}): prev_hash does not link to the record before it", r.seq),
+                format!(
+                    "line {lineno} (seq {}): prev_hash does not link to the record before it",
+                    r.seq
+                ),
             );
         }
         if let Some(a) = anchor
@@ -110,7 +129,13 @@ pub fn verify_file(path: &Path, anchor: Option<&AuditAnchor>, live: bool) -> Res
         {
             anchor_seen = true;
             if a.hash != stored.hash {
-                problem(&mut report, format!("line {lineno} (seq {}): hash differs from the published anchor", r.seq));
+                problem(
+                    &mut report,
+                    format!(
+                        "line {lineno} (seq {}): hash differs from the published anchor",
+                        r.seq
+                    ),
+                );
             }
         }
         report.head_seq = r.seq;

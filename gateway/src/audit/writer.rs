@@ -55,7 +55,12 @@ impl AuditLog {
             .name(format!("audit-writer-{node}"))
             .spawn(move || writer.run(rx))
             .context("cannot start audit writer")?;
-        Ok(AuditLog { tx, path, head, metrics })
+        Ok(AuditLog {
+            tx,
+            path,
+            head,
+            metrics,
+        })
     }
 
     /// Appends a record and returns once it is on disk.
@@ -69,7 +74,9 @@ impl AuditLog {
             .await
             .map_err(|_| anyhow!("audit writer has stopped"))?
             .map_err(|e| anyhow!("audit write failed: {e}"))?;
-        self.metrics.audit_wait.observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .audit_wait
+            .observe(started.elapsed().as_secs_f64());
         Ok(record)
     }
 
@@ -187,8 +194,13 @@ impl Writer {
             replies.push(reply);
         }
         let fsync_started = Instant::now();
-        let result = self.file.write_all(&buf).and_then(|_| self.file.sync_data());
-        self.metrics.audit_fsync.observe(fsync_started.elapsed().as_secs_f64());
+        let result = self
+            .file
+            .write_all(&buf)
+            .and_then(|_| self.file.sync_data());
+        self.metrics
+            .audit_fsync
+            .observe(fsync_started.elapsed().as_secs_f64());
         match result {
             Ok(()) => {
                 self.len += buf.len() as u64;

@@ -34,9 +34,9 @@ fn need(p: &Option<PathBuf>, flag: &str, env: &str) -> Result<PathBuf> {
 
 impl Client {
     pub fn new(conn: &Connection) -> Result<Client> {
-        let ca = need(&conn.ca, "--ca", "YIWANG_CA")?;
         let cert = need(&conn.cert, "--cert", "YIWANG_CERT")?;
         let key = need(&conn.key, "--key", "YIWANG_KEY")?;
+        let ca = need(&conn.ca, "--ca", "YIWANG_CA")?;
         let http = crate::tls::http_client(&ca, &cert, &key)?;
         Ok(Client {
             http,
@@ -75,14 +75,19 @@ impl Client {
         Err(ClientError::Api {
             status,
             code: e["code"].as_str().unwrap_or("unknown").to_string(),
-            message: e["message"].as_str().unwrap_or("no error message").to_string(),
+            message: e["message"]
+                .as_str()
+                .unwrap_or("no error message")
+                .to_string(),
             request_id: e["request_id"].as_str().map(String::from).unwrap_or(rid),
         })
     }
 
     pub async fn json(&self, req: RequestBuilder) -> Result<Value, ClientError> {
         let resp = self.send(req).await?;
-        resp.json().await.map_err(|e| ClientError::Transport(format!("bad JSON from server: {e}")))
+        resp.json()
+            .await
+            .map_err(|e| ClientError::Transport(format!("bad JSON from server: {e}")))
     }
 
     pub async fn get(&self, path: &str) -> Result<Value, ClientError> {

@@ -16,17 +16,25 @@ fn print_json(v: &Value) {
 }
 
 fn read_json_file(path: &Path) -> Result<Value> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))
 }
 
 fn split_csv(s: &Option<String>) -> Option<Vec<String>> {
-    s.as_ref().map(|f| f.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect())
+    s.as_ref().map(|f| {
+        f.split(',')
+            .map(|x| x.trim().to_string())
+            .filter(|x| !x.is_empty())
+            .collect()
+    })
 }
 
 /// Percent-encodes a header value so any UTF-8 purpose travels safely.
 fn encode_header(s: &str) -> String {
-    form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>().replace('+', "%20")
+    form_urlencoded::byte_serialize(s.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
 }
 
 /// Builds `?a=b&c=d` from the present pairs.
@@ -43,7 +51,12 @@ fn query(pairs: &[(&str, Option<String>)]) -> String {
 
 pub async fn run(cmd: Command) -> Result<i32> {
     match cmd {
-        Command::Demo { dir, port, admin_port, quiet } => {
+        Command::Demo {
+            dir,
+            port,
+            admin_port,
+            quiet,
+        } => {
             let admin_port = admin_port.unwrap_or(port.checked_add(1).context("--port too large")?);
             crate::demo::run(crate::demo::DemoOptions {
                 dir,
@@ -105,7 +118,12 @@ pub async fn run(cmd: Command) -> Result<i32> {
             format,
             all,
             conn,
-        } => records(&conn, &dataset, &purpose, fields, filter, limit, cursor, &format, all).await,
+        } => {
+            records(
+                &conn, &dataset, &purpose, fields, filter, limit, cursor, &format, all,
+            )
+            .await
+        }
         Command::Access(c) => access(c).await,
         Command::Grant(c) => grant(c).await,
         Command::Role(c) => role(c).await,
@@ -117,7 +135,11 @@ fn cert(c: CertCommand) -> Result<i32> {
     match c {
         CertCommand::InitCa { out, trust_domain } => {
             let path = crate::pki::init_ca(&out, &trust_domain)?;
-            println!("created CA {} (keep {} secret)", path.display(), out.join(crate::pki::CA_KEY).display());
+            println!(
+                "created CA {} (keep {} secret)",
+                path.display(),
+                out.join(crate::pki::CA_KEY).display()
+            );
         }
         CertCommand::Issue {
             ca,
@@ -150,7 +172,11 @@ fn cert(c: CertCommand) -> Result<i32> {
                     days,
                 },
             )?;
-            println!("issued {id}\n  certificate {}\n  key         {}", cert.display(), key.display());
+            println!(
+                "issued {id}\n  certificate {}\n  key         {}",
+                cert.display(),
+                key.display()
+            );
         }
     }
     Ok(0)
@@ -158,14 +184,27 @@ fn cert(c: CertCommand) -> Result<i32> {
 
 async fn department(c: DepartmentCommand) -> Result<i32> {
     match c {
-        DepartmentCommand::List { conn } => print_json(&Client::new(&conn)?.get("/v1/departments").await?),
-        DepartmentCommand::Show { code, conn } => {
-            print_json(&Client::new(&conn)?.get(&format!("/v1/departments/{code}")).await?)
+        DepartmentCommand::List { conn } => {
+            print_json(&Client::new(&conn)?.get("/v1/departments").await?)
         }
-        DepartmentCommand::Register { code, name, region, conn } => {
+        DepartmentCommand::Show { code, conn } => print_json(
+            &Client::new(&conn)?
+                .get(&format!("/v1/departments/{code}"))
+                .await?,
+        ),
+        DepartmentCommand::Register {
+            code,
+            name,
+            region,
+            conn,
+        } => {
             let client = Client::new(&conn)?;
             let body = json!({"code": code, "name": name, "region": region});
-            print_json(&client.json(client.request(Method::POST, "/v1/departments").json(&body)).await?);
+            print_json(
+                &client
+                    .json(client.request(Method::POST, "/v1/departments").json(&body))
+                    .await?,
+            );
         }
         DepartmentCommand::Import { file, chunk, conn } => {
             return import(&Client::new(&conn)?, "/v1/departments/bulk", &file, chunk).await;
@@ -179,16 +218,37 @@ async fn dataset(c: DatasetCommand) -> Result<i32> {
         DatasetCommand::Register { file, conn } => {
             let client = Client::new(&conn)?;
             let body = read_json_file(&file)?;
-            print_json(&client.json(client.request(Method::POST, "/v1/datasets").json(&body)).await?);
+            print_json(
+                &client
+                    .json(client.request(Method::POST, "/v1/datasets").json(&body))
+                    .await?,
+            );
         }
-        DatasetCommand::Update { file, version, conn } => {
+        DatasetCommand::Update {
+            file,
+            version,
+            conn,
+        } => {
             let client = Client::new(&conn)?;
             let body = read_json_file(&file)?;
-            let id = body["id"].as_str().with_context(|| format!("{} has no \"id\"", file.display()))?;
-            let path = format!("/v1/datasets/{id}{}", query(&[("version", version.map(|v| v.to_string()))]));
-            print_json(&client.json(client.request(Method::PUT, &path).json(&body)).await?);
+            let id = body["id"]
+                .as_str()
+                .with_context(|| format!("{} has no \"id\"", file.display()))?;
+            let path = format!(
+                "/v1/datasets/{id}{}",
+                query(&[("version", version.map(|v| v.to_string()))])
+            );
+            print_json(
+                &client
+                    .json(client.request(Method::PUT, &path).json(&body))
+                    .await?,
+            );
         }
-        DatasetCommand::Show { id, conn } => print_json(&Client::new(&conn)?.get(&format!("/v1/datasets/{id}")).await?),
+        DatasetCommand::Show { id, conn } => print_json(
+            &Client::new(&conn)?
+                .get(&format!("/v1/datasets/{id}"))
+                .await?,
+        ),
         DatasetCommand::List {
             dept,
             share_type,
@@ -211,7 +271,11 @@ async fn dataset(c: DatasetCommand) -> Result<i32> {
         }
         DatasetCommand::Retire { id, conn } => {
             let client = Client::new(&conn)?;
-            print_json(&client.json(client.request(Method::DELETE, &format!("/v1/datasets/{id}"))).await?);
+            print_json(
+                &client
+                    .json(client.request(Method::DELETE, &format!("/v1/datasets/{id}")))
+                    .await?,
+            );
         }
         DatasetCommand::Import { file, chunk, conn } => {
             return import(&Client::new(&conn)?, "/v1/datasets/bulk", &file, chunk).await;
@@ -260,7 +324,10 @@ async fn import(client: &Client, path: &str, file: &Path, chunk: usize) -> Resul
                 ));
             }
         }
-        eprint!("\rimported {}/{total} lines ({created} created, {failed} failed)", (offset + part.len()).min(total));
+        eprint!(
+            "\rimported {}/{total} lines ({created} created, {failed} failed)",
+            (offset + part.len()).min(total)
+        );
     }
     eprintln!();
     for f in failures.iter().take(50) {
@@ -269,7 +336,10 @@ async fn import(client: &Client, path: &str, file: &Path, chunk: usize) -> Resul
     if failures.len() > 50 {
         eprintln!("  … and {} more", failures.len() - 50);
     }
-    println!("{}", json!({"lines": total, "created": created, "failed": failed}));
+    println!(
+        "{}",
+        json!({"lines": total, "created": created, "failed": failed})
+    );
     Ok(if failed > 0 { 1 } else { 0 })
 }
 
@@ -302,7 +372,11 @@ async fn records(
             ])
         );
         let resp = client
-            .send(client.request(Method::GET, &path).header("x-purpose", encode_header(purpose)))
+            .send(
+                client
+                    .request(Method::GET, &path)
+                    .header("x-purpose", encode_header(purpose)),
+            )
             .await?;
         let next = resp
             .headers()
@@ -345,10 +419,25 @@ async fn access(c: AccessCommand) -> Result<i32> {
         } => {
             let client = Client::new(&conn)?;
             let body = json!({"dataset": dataset, "purpose": purpose, "fields": split_csv(&fields).unwrap_or_default(), "days": days});
-            print_json(&client.json(client.request(Method::POST, "/v1/access-requests").json(&body)).await?);
+            print_json(
+                &client
+                    .json(
+                        client
+                            .request(Method::POST, "/v1/access-requests")
+                            .json(&body),
+                    )
+                    .await?,
+            );
         }
-        AccessCommand::List { state, dataset, conn } => {
-            let path = format!("/v1/access-requests{}", query(&[("state", state), ("dataset", dataset)]));
+        AccessCommand::List {
+            state,
+            dataset,
+            conn,
+        } => {
+            let path = format!(
+                "/v1/access-requests{}",
+                query(&[("state", state), ("dataset", dataset)])
+            );
             print_json(&Client::new(&conn)?.get(&path).await?);
         }
         AccessCommand::Approve {
@@ -370,12 +459,24 @@ async fn access(c: AccessCommand) -> Result<i32> {
                 body["days"] = json!(d);
             }
             let path = format!("/v1/access-requests/{id}/approve");
-            print_json(&client.json(client.request(Method::POST, &path).json(&body)).await?);
+            print_json(
+                &client
+                    .json(client.request(Method::POST, &path).json(&body))
+                    .await?,
+            );
         }
         AccessCommand::Reject { id, reason, conn } => {
             let client = Client::new(&conn)?;
             let path = format!("/v1/access-requests/{id}/reject");
-            print_json(&client.json(client.request(Method::POST, &path).json(&json!({"reason": reason}))).await?);
+            print_json(
+                &client
+                    .json(
+                        client
+                            .request(Method::POST, &path)
+                            .json(&json!({"reason": reason})),
+                    )
+                    .await?,
+            );
         }
         AccessCommand::Withdraw { id, conn } => {
             let client = Client::new(&conn)?;
@@ -388,13 +489,24 @@ async fn access(c: AccessCommand) -> Result<i32> {
 
 async fn grant(c: GrantCommand) -> Result<i32> {
     match c {
-        GrantCommand::List { consumer, dataset, conn } => {
-            let path = format!("/v1/grants{}", query(&[("consumer", consumer), ("dataset", dataset)]));
+        GrantCommand::List {
+            consumer,
+            dataset,
+            conn,
+        } => {
+            let path = format!(
+                "/v1/grants{}",
+                query(&[("consumer", consumer), ("dataset", dataset)])
+            );
             print_json(&Client::new(&conn)?.get(&path).await?);
         }
         GrantCommand::Revoke { id, conn } => {
             let client = Client::new(&conn)?;
-            print_json(&client.json(client.request(Method::DELETE, &format!("/v1/grants/{id}"))).await?);
+            print_json(
+                &client
+                    .json(client.request(Method::DELETE, &format!("/v1/grants/{id}")))
+                    .await?,
+            );
         }
     }
     Ok(0)
@@ -402,18 +514,36 @@ async fn grant(c: GrantCommand) -> Result<i32> {
 
 async fn role(c: RoleCommand) -> Result<i32> {
     match c {
-        RoleCommand::List { dept, conn } => {
-            print_json(&Client::new(&conn)?.get(&format!("/v1/roles{}", query(&[("dept", dept)]))).await?)
-        }
-        RoleCommand::Bind { principal, role, conn } => {
+        RoleCommand::List { dept, conn } => print_json(
+            &Client::new(&conn)?
+                .get(&format!("/v1/roles{}", query(&[("dept", dept)])))
+                .await?,
+        ),
+        RoleCommand::Bind {
+            principal,
+            role,
+            conn,
+        } => {
             let client = Client::new(&conn)?;
             let body = json!({"principal": principal, "role": role});
-            print_json(&client.json(client.request(Method::POST, "/v1/roles").json(&body)).await?);
+            print_json(
+                &client
+                    .json(client.request(Method::POST, "/v1/roles").json(&body))
+                    .await?,
+            );
         }
-        RoleCommand::Unbind { principal, role, conn } => {
+        RoleCommand::Unbind {
+            principal,
+            role,
+            conn,
+        } => {
             let client = Client::new(&conn)?;
             let body = json!({"principal": principal, "role": role});
-            print_json(&client.json(client.request(Method::DELETE, "/v1/roles").json(&body)).await?);
+            print_json(
+                &client
+                    .json(client.request(Method::DELETE, "/v1/roles").json(&body))
+                    .await?,
+            );
         }
     }
     Ok(0)
@@ -446,11 +576,16 @@ async fn audit(c: AuditCommand) -> Result<i32> {
             print_json(&Client::new(&conn)?.get(&path).await?);
             Ok(0)
         }
-        AuditCommand::Verify { file: Some(file), .. } => {
+        AuditCommand::Verify {
+            file: Some(file), ..
+        } => {
             let report = crate::audit::verify_file(&file, None, false)?;
             print_json(&serde_json::to_value(&report)?);
             if report.ok {
-                eprintln!("audit chain OK: {} records, head seq {}", report.records, report.head_seq);
+                eprintln!(
+                    "audit chain OK: {} records, head seq {}",
+                    report.records, report.head_seq
+                );
                 Ok(0)
             } else {
                 eprintln!("audit chain BROKEN: {} problem(s)", report.problem_count);
@@ -467,11 +602,17 @@ async fn audit(c: AuditCommand) -> Result<i32> {
                 Ok(1)
             }
         }
-        AuditCommand::Export { from, to, out, conn } => {
+        AuditCommand::Export {
+            from,
+            to,
+            out,
+            conn,
+        } => {
             let client = Client::new(&conn)?;
             let mut sink: Box<dyn Write> = match &out {
                 Some(p) => Box::new(std::io::BufWriter::new(
-                    std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+                    std::fs::File::create(p)
+                        .with_context(|| format!("cannot create {}", p.display()))?,
                 )),
                 None => Box::new(std::io::stdout().lock()),
             };
@@ -480,7 +621,12 @@ async fn audit(c: AuditCommand) -> Result<i32> {
             loop {
                 let path = format!(
                     "/v1/audit{}",
-                    query(&[("from", from.clone()), ("to", to.clone()), ("limit", Some("1000".into())), ("cursor", cursor.clone())])
+                    query(&[
+                        ("from", from.clone()),
+                        ("to", to.clone()),
+                        ("limit", Some("1000".into())),
+                        ("cursor", cursor.clone())
+                    ])
                 );
                 let page = client.get(&path).await?;
                 for r in page["records"].as_array().into_iter().flatten() {

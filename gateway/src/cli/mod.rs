@@ -444,7 +444,10 @@ pub fn main() -> i32 {
         }
     };
     init_logging();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -461,7 +464,11 @@ pub fn main() -> i32 {
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("YIWANG_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,yiwang_gateway=info,openraft=warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("YIWANG_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("warn,yiwang_gateway=info,openraft=warn")
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

@@ -95,7 +95,11 @@ pub fn prepare(opts: &DemoOptions) -> Result<(NodeConfig, Vec<DemoPrincipal>)> {
     let toml = toml::to_string_pretty(&config)?;
     pki::write_file(
         &dir.join("node.toml"),
-        format!("# Written by `yiwang demo`; `yiwang serve --config {}` runs this node.\n{toml}", dir.join("node.toml").display()).as_bytes(),
+        format!(
+            "# Written by `yiwang demo`; `yiwang serve --config {}` runs this node.\n{toml}",
+            dir.join("node.toml").display()
+        )
+        .as_bytes(),
         0o644,
     )?;
     Ok((config, principals))
@@ -142,7 +146,8 @@ pub fn walkthrough(dir: &Path, port: u16) -> String {
         )
     };
     let base = format!("https://127.0.0.1:{port}");
-    let purpose = "X-Purpose: %E6%A0%B8%E6%9F%A5%E8%B4%A3%E4%BB%A4%E5%85%B3%E5%81%9C%E4%BC%81%E4%B8%9A";
+    let purpose =
+        "X-Purpose: %E6%A0%B8%E6%9F%A5%E8%B4%A3%E4%BB%A4%E5%85%B3%E5%81%9C%E4%BC%81%E4%B8%9A";
     let uscc = yiwang_adapters::demo::SCENARIO_SHUTDOWN_USCC;
     format!(
         r#"

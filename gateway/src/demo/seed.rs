@@ -28,7 +28,13 @@ const SCENARIO: [ScenarioMeta; 6] = [
         dept: demo::SCENARIO_YJJ,
         table: "hazchem_enterprises",
         summary: "全市危险化学品生产、储存、经营企业名录，含统一社会信用代码、安全生产许可证、生产状态及法定代表人信息，用于跨部门安全生产监管协同。",
-        keywords: &["危险化学品", "危化品", "企业名录", "安全生产许可证", "责令关停"],
+        keywords: &[
+            "危险化学品",
+            "危化品",
+            "企业名录",
+            "安全生产许可证",
+            "责令关停",
+        ],
         theme: "安全生产",
         share_type: ShareType::Unconditional,
         share_condition: "",
@@ -124,29 +130,38 @@ pub fn scenario_datasets() -> Result<Vec<DatasetInput>> {
 }
 
 async fn propose(node: &Node, cmd: Command) -> Result<Outcome> {
-    node.propose(cmd).await.map_err(|e| anyhow!("{}", e.message))
+    node.propose(cmd)
+        .await
+        .map_err(|e| anyhow!("{}", e.message))
 }
 
 /// Seeds whatever part of the demo catalog is missing. Returns how many datasets were
 /// added.
 pub async fn seed(node: &Node, principals: &[DemoPrincipal]) -> Result<usize> {
-    let (have_depts, have_datasets): (std::collections::BTreeSet<String>, std::collections::BTreeSet<String>) = {
+    let (have_depts, have_datasets): (
+        std::collections::BTreeSet<String>,
+        std::collections::BTreeSet<String>,
+    ) = {
         let s = node.state.read();
-        (s.departments.keys().cloned().collect(), s.datasets.keys().cloned().collect())
+        (
+            s.departments.keys().cloned().collect(),
+            s.datasets.keys().cloned().collect(),
+        )
     };
     let missing_depts: Vec<_> = demo::departments()
         .into_iter()
         .filter(|d| !have_depts.contains(&d.code))
         .collect();
     if !missing_depts.is_empty() {
-        if let Outcome::Departments { results } = propose(
+        let out = propose(
             node,
             Command::RegisterDepartments {
                 at: clock::now(),
                 departments: missing_depts,
             },
         )
-        .await?
+        .await?;
+        if let Outcome::Departments { results } = out
             && let Some(Err(e)) = results.into_iter().find(|r| r.is_err())
         {
             bail!("demo department rejected: {e}");

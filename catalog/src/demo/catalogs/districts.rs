@@ -97,7 +97,7 @@ const HMQ: &[Res] = &[
 const HAS: &[Res] = &[
     Res { title: "蚕桑生产统计", theme: Agriculture, share: U, cycle: Yearly, format: Table,
         kw: &["蚕桑", "茧丝绸", "特色农业"],
-        about: "各镇桑园面积、发种量和蚕茧产量",
+        about: "各镇桑园面积和蚕茧产量",
         fields: &["stat_year", "town_name", "mulberry_area_mu", "cocoon_output_ton"],
         vars: &[] },
     Res { title: "商贸物流园入驻企业名录", theme: Transport, share: U, cycle: Quarterly, format: Table,

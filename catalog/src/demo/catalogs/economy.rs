@@ -246,6 +246,11 @@ const GZW: &[Res] = &[
         about: "国有产权和资产转让项目的挂牌价格和成交结果",
         fields: &["project_code", "project_name", "transferor", "listing_price", "deal_price", "deal_date"],
         vars: &[AnnualStats] },
+    Res { title: "国有企业重大事项报告信息", theme: FinanceTax, share: N(N_COMMERCIAL), cycle: Irregular, format: Table,
+        kw: &["重大事项", "国资监管", "企业报告"],
+        about: "市属国有企业报告的重大投资、重组和担保事项，涉及企业商业秘密",
+        fields: &["uscc", "ent_name", "report_type", "report_date", "content_summary"],
+        vars: &[] },
 ];
 
 #[rustfmt::skip]

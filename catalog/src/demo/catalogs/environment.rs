@@ -191,7 +191,7 @@ const SLJ: &[Res] = &[
         about: "在河道管理范围内建设桥梁、码头等项目的工程建设方案审批",
         fields: &["project_name", "construction_unit", "river_name", "build_address", "approve_date"],
         vars: &[AnnualStats] },
-    Res { title: "水利工程基础信息", theme: NaturalResources, share: U, cycle: Yearly, format: Table,
+    Res { title: "水利工程信息", theme: NaturalResources, share: U, cycle: Yearly, format: Table,
         kw: &["水闸", "泵站", "堤防"],
         about: "水闸、泵站、堤防等水利工程的位置、设计标准和管理单位",
         fields: &["project_code", "project_name", "project_type", "location_desc", "design_standard", "manage_unit", "build_year"],

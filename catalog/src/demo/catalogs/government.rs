@@ -146,6 +146,11 @@ const SJJ: &[Res] = &[
         about: "审计项目形成的审计档案目录，部分涉及国家秘密",
         fields: &["archive_no", "project_name", "audited_unit", "archive_date", "secret_level"],
         vars: &[] },
+    Res { title: "经济责任审计对象信息", theme: GovAffairs, share: N(N_PERSONAL), cycle: Yearly, format: Table,
+        kw: &["经济责任审计", "领导干部", "审计对象"],
+        about: "纳入经济责任审计计划的领导干部及任职单位，涉及干部人事信息",
+        fields: &["person_name", "position", "unit_name", "plan_year", "audit_status"],
+        vars: &[] },
 ];
 
 #[rustfmt::skip]
@@ -190,6 +195,11 @@ const XZSPJ: &[Res] = &[
         about: "入驻网上中介服务超市的中介机构和服务类型",
         fields: &["uscc", "agency", "service_type", "qualification_level", "address"],
         vars: &[Change, Cancel] },
+    Res { title: "政务服务申请材料", theme: GovAffairs, share: N(N_PERSONAL), cycle: Realtime, format: File,
+        kw: &["申请材料", "电子材料", "政务服务"],
+        about: "办事人提交的申请表和证明材料电子件，仅在办件流转中按权限调阅",
+        fields: &["biz_serial", "item_name", "applicant_name", "file_name", "accept_time"],
+        vars: &[] },
 ];
 
 #[rustfmt::skip]
@@ -213,5 +223,10 @@ const JGSWJ: &[Res] = &[
         kw: &["节约型机关", "公共机构节能", "示范单位"],
         about: "通过节约型机关创建评价的单位",
         fields: &["unit_name", "honor_level", "identify_year", "district_name"],
+        vars: &[] },
+    Res { title: "公务用车行驶轨迹数据", theme: GovAffairs, share: N(N_SECRET), cycle: Realtime, format: Table,
+        kw: &["公务用车", "北斗定位", "行驶轨迹"],
+        about: "公务用车北斗定位终端回传的行驶轨迹，用于公车使用监管，不对外提供",
+        fields: &["plate_no", "use_unit", "gps_time", "longitude", "latitude", "speed_kmh"],
         vars: &[] },
 ];

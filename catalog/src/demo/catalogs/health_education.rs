@@ -304,6 +304,11 @@ const TYJ: &[Res] = &[
         about: "体育彩票实体销售网点的位置和开业日期",
         fields: &["outlet_no", "address", "district_name", "longitude", "latitude", "opening_date"],
         vars: &[ByDistrict] },
+    Res { title: "运动员注册信息", theme: EducationCulture, share: N(N_PERSONAL), cycle: Yearly, format: Table,
+        kw: &["运动员", "注册", "竞技体育"],
+        about: "在本市注册的运动员及所属单位和项目，含未成年运动员个人信息",
+        fields: &["id_no", "person_name", "gender", "birth_date", "sport_item", "work_unit"],
+        vars: &[] },
 ];
 
 #[rustfmt::skip]
@@ -332,5 +337,10 @@ const DAG: &[Res] = &[
         kw: &["项目档案", "档案验收", "重大建设项目"],
         about: "重大建设项目竣工档案专项验收结论和归档数量",
         fields: &["project_name", "construction_unit", "accept_date", "accept_result", "archive_volume"],
+        vars: &[] },
+    Res { title: "涉密档案目录", theme: GovAffairs, share: N(N_SECRET), cycle: Irregular, format: Table,
+        kw: &["涉密档案", "保密", "档案管理"],
+        about: "馆藏涉密档案的案卷级目录及密级，依法不予共享",
+        fields: &["archive_no", "item_title", "responsible_party", "form_date", "secret_level"],
         vars: &[] },
 ];

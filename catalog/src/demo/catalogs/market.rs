@@ -148,7 +148,7 @@ const SWJ: &[Res] = &[
         about: "企业按税种、所属期申报和入库的税款，属于纳税人涉税保密信息",
         fields: &["uscc", "taxpayer_name", "tax_type", "tax_period", "tax_amount", "paid_amount"],
         vars: &[AnnualStats] },
-    Res { title: "增值税发票开具汇总信息", theme: FinanceTax, share: C(C_TAX), cycle: Monthly, format: Table,
+    Res { title: "增值税发票开具信息", theme: FinanceTax, share: C(C_TAX), cycle: Monthly, format: Table,
         kw: &["增值税发票", "开票", "经营活跃度"],
         about: "纳税人每月开具增值税发票的份数和金额，可用于经营活跃度分析和涉税协查",
         fields: &["uscc", "taxpayer_name", "stat_month", "invoice_count", "invoice_amount", "tax_amount"],
@@ -378,4 +378,9 @@ const JRJ: &[Res] = &[
         about: "经排查和举报获得的非法集资风险线索及处置进展，用于防范化解金融风险",
         fields: &["clue_no", "involved_unit", "uscc", "clue_source", "risk_desc", "report_date", "handle_status"],
         vars: &[MonthlyReport] },
+    Res { title: "小额贷款公司贷款明细", theme: FinanceTax, share: N(N_COMMERCIAL), cycle: Monthly, format: Table,
+        kw: &["小额贷款", "贷款明细", "非现场监管"],
+        about: "小额贷款公司报送的逐笔贷款发放和还款情况，涉及企业商业秘密和借款人信息",
+        fields: &["uscc", "ent_name", "loan_amount", "loan_date", "repay_status"],
+        vars: &[] },
 ];

@@ -18,10 +18,10 @@ use super::table::Res;
 /// Everything the table files need, so that a row reads as data.
 mod prelude {
     pub(super) use super::super::conditions::*;
+    pub(super) use super::super::table::Res;
     pub(super) use super::super::table::Share::{C, N, U};
     pub(super) use super::super::table::Theme::*;
     pub(super) use super::super::table::Variant::*;
-    pub(super) use super::super::table::Res;
     pub(super) use crate::model::Format::{Api, File, Table};
     pub(super) use crate::model::UpdateCycle::*;
 }

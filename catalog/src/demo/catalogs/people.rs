@@ -63,6 +63,11 @@ const ZGH: &[Res] = &[
         about: "全国、省、市劳动模范和先进工作者的工作单位和荣誉称号",
         fields: &["model_name", "work_unit", "honor_title", "award_year"],
         vars: &[] },
+    Res { title: "职工法律援助案件信息", theme: Legal, share: N(N_PERSONAL), cycle: Monthly, format: Table,
+        kw: &["职工维权", "法律援助", "工会"],
+        about: "工会法律援助机构为职工提供法律援助的案件，涉及受援职工个人信息",
+        fields: &["case_no", "applicant_name", "applicant_id_no", "case_type", "accept_date", "undertake_unit"],
+        vars: &[] },
 ];
 
 #[rustfmt::skip]
@@ -87,6 +92,11 @@ const TSW: &[Res] = &[
         about: "基层团委、团支部的隶属关系和团员人数",
         fields: &["org_name", "org_type", "parent_org", "member_count", "establish_date"],
         vars: &[] },
+    Res { title: "12355青少年服务热线来电信息", theme: CivilAffairs, share: N(N_MINOR), cycle: Daily, format: Table,
+        kw: &["12355", "青少年维权", "心理咨询"],
+        about: "12355青少年服务台受理的心理咨询和维权求助，涉及未成年人个人信息",
+        fields: &["case_no", "applicant_name", "applicant_phone", "case_type", "accept_date", "handle_result"],
+        vars: &[] },
 ];
 
 #[rustfmt::skip]
@@ -110,6 +120,11 @@ const FL: &[Res] = &[
         kw: &["最美家庭", "家风", "文明家庭"],
         about: "各级最美家庭评选结果，用于家庭文明建设宣传",
         fields: &["family_name", "town_name", "honor_title", "award_year"],
+        vars: &[] },
+    Res { title: "婚姻家庭纠纷调解信息", theme: CivilAffairs, share: N(N_PERSONAL), cycle: Daily, format: Table,
+        kw: &["婚姻家庭纠纷", "调解", "妇联"],
+        about: "妇联组织参与调解的婚姻家庭纠纷及调解结果，涉及家庭隐私",
+        fields: &["case_no", "applicant_name", "applicant_phone", "dispute_type", "accept_date", "mediate_result"],
         vars: &[] },
 ];
 

@@ -149,7 +149,7 @@ const JTJ: &[Res] = &[
         about: "交通运输综合行政执法作出的行政处罚决定，按双公示要求归集",
         fields: &["penalty_doc_no", "party_name", "illegal_fact", "penalty_basis", "penalty_content", "penalty_amount", "decision_date"],
         vars: &[Publicity, MonthlyReport] },
-    Res { title: "公路桥梁基础信息", theme: Transport, share: U, cycle: Yearly, format: Table,
+    Res { title: "公路桥梁信息", theme: Transport, share: U, cycle: Yearly, format: Table,
         kw: &["公路桥梁", "桥梁养护", "技术状况"],
         about: "覆盖国省干线和农村公路桥梁的结构和技术状况等级，用于桥梁养护决策",
         fields: &["bridge_code", "bridge_name", "route_code", "bridge_length_m", "tech_grade", "build_year", "manage_unit"],
@@ -198,7 +198,7 @@ const JTJ: &[Res] = &[
 
 #[rustfmt::skip]
 const GDGS: &[Res] = &[
-    Res { title: "电力用户基本信息", theme: Energy, share: C(C_UTILITY), cycle: Monthly, format: Table,
+    Res { title: "电力用户信息", theme: Energy, share: C(C_UTILITY), cycle: Monthly, format: Table,
         kw: &["电力用户", "用电地址", "供电服务"],
         about: "覆盖供电营业区内全部低压和高压用电户，可用于用户核查和城市运行分析",
         fields: &["account_no", "user_name", "elec_address", "user_category", "voltage_level", "contract_capacity", "industry_code"],
@@ -330,7 +330,7 @@ const GHZX: &[Res] = &[
         kw: &["吞吐量", "集装箱", "港口统计"],
         about: "分港区、分货类的港口货物吞吐量和集装箱吞吐量，反映港口生产运行情况",
         fields: &["stat_month", "port_area", "cargo_category", "throughput_10k_ton", "teu"],
-        vars: &[AnnualStats] },
+        vars: &[] },
     Res { title: "内河航道信息", theme: Transport, share: U, cycle: Yearly, format: Table,
         kw: &["航道", "内河", "航道等级"],
         about: "辖区干线和支线航道的等级、里程和起讫点，用于航道养护和通航规划",

@@ -229,7 +229,7 @@ const YBJ: &[Res] = &[
 
 #[rustfmt::skip]
 const TYJRJ: &[Res] = &[
-    Res { title: "退役军人基本信息", theme: SocialSecurity, share: N(N_PERSONAL), cycle: Monthly, format: Table,
+    Res { title: "退役军人信息", theme: SocialSecurity, share: N(N_PERSONAL), cycle: Monthly, format: Table,
         kw: &["退役军人", "信息采集", "安置"],
         about: "退役军人信息采集的入伍、退役和安置情况，涉及个人敏感信息",
         fields: &["id_no", "person_name", "gender", "birth_date", "enlist_date", "retire_date", "placement_type", "domicile_address"],

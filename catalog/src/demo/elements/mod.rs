@@ -17,12 +17,7 @@ use crate::model::{Field, FieldType, Masking, Sensitivity};
 
 /// One data element: column name, title, type and class.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct E(
-    pub &'static str,
-    pub &'static str,
-    pub FieldType,
-    pub Class,
-);
+pub(super) struct E(pub &'static str, pub &'static str, pub FieldType, pub Class);
 
 /// Sensitivity class of an element, with the masking rule a sensitive one needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Builds yiwang and runs the whole test suite: unit tests, openraft's storage
+# conformance suite, and integration tests that start the real `yiwang` binary on
+# loopback and speak HTTPS with client certificates.
+#
+# Fails loudly, never skips: a missing tool is an error with the command to fix it.
+# Honours CARGO_TARGET_DIR (CI keeps it outside the clone to reuse builds).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\n=== %s\n' "$*" >&2; }
+die() { printf 'ops/test.sh: %s\n' "$*" >&2; exit 1; }
+
+command -v cargo >/dev/null || die "cargo is not installed (https://rustup.rs)"
+
+say "toolchain: $(cargo --version)"
+
+say "formatting (cargo fmt --check)"
+cargo fmt --all -- --check || die "code is not formatted: run 'cargo fmt --all'"
+
+say "build (workspace, all targets)"
+cargo build --workspace --all-targets --locked
+
+say "lints (cargo clippy -D warnings)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# Only one crypto provider may exist: rustls panics when two are compiled in.
+if cargo tree --workspace -i aws-lc-rs >/dev/null 2>&1; then
+    die "aws-lc-rs is in the dependency tree; rustls must use ring only"
+fi
+
+say "tests"
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --locked --no-fail-fast
+    # nextest does not run doctests.
+    cargo test --workspace --locked --doc
+else
+    echo "cargo-nextest not found; using cargo test" >&2
+    cargo test --workspace --locked --no-fail-fast
+fi
+
+say "all tests passed"
