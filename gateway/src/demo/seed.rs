@@ -209,3 +209,34 @@ pub async fn seed(node: &Node, principals: &[DemoPrincipal]) -> Result<usize> {
     }
     Ok(added)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    #[test]
+    fn scenario_and_generic_datasets_fit_together() {
+        let scenario = scenario_datasets().unwrap();
+        assert_eq!(scenario.len(), 6);
+        let mut all = scenario.clone();
+        all.extend(demo::datasets());
+        let mut ids = BTreeSet::new();
+        let mut titles = BTreeSet::new();
+        for d in &all {
+            yiwang_catalog::validate::dataset(d).unwrap_or_else(|e| panic!("{}: {e}", d.id));
+            assert!(ids.insert(d.id.clone()), "duplicate id {}", d.id);
+            assert!(
+                titles.insert((d.dept.clone(), d.title.clone())),
+                "duplicate title {} in {}",
+                d.title,
+                d.dept
+            );
+        }
+        let depts: BTreeSet<String> = demo::departments().into_iter().map(|d| d.code).collect();
+        assert!(all.iter().all(|d| depts.contains(&d.dept)));
+        let shares: BTreeSet<ShareType> = scenario.iter().map(|d| d.share_type).collect();
+        assert_eq!(shares.len(), 3, "the scenario covers all three share types");
+    }
+}

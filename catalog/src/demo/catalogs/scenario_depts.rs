@@ -30,7 +30,7 @@ const YJJ: &[Res] = &[
         about: "按照行政处罚信息公示要求归集，可用于信用监管和联合惩戒",
         fields: &["penalty_doc_no", "party_name", "uscc", "illegal_fact", "penalty_basis", "penalty_content", "penalty_amount", "decision_date"],
         vars: &[Publicity, AnnualStats, MonthlyReport] },
-    Res { title: "安全生产执法检查记录", theme: WorkSafety, share: C(C_EMERGENCY), cycle: Daily, format: Table,
+    Res { title: "安全生产执法检查隐患台账", theme: WorkSafety, share: C(C_EMERGENCY), cycle: Daily, format: Table,
         kw: &["执法检查", "隐患排查", "安全生产"],
         about: "记录各级应急管理部门对生产经营单位开展的执法检查及发现的隐患，支撑分类分级监管",
         fields: &["check_no", "unit_name", "uscc", "check_date", "check_type", "hazard_count", "check_result", "inspector"],
