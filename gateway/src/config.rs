@@ -33,6 +33,14 @@ pub struct NodeConfig {
     /// new cluster). Other nodes join with `yiwang cluster add-learner`.
     #[serde(default)]
     pub bootstrap: bool,
+    /// Principals (SPIFFE IDs) that are admins whatever the catalog says: the bootstrap
+    /// admins who initialise a cluster and bind the first roles. Keep this list short.
+    #[serde(default)]
+    pub admins: Vec<String>,
+    /// Demo only: seed the demo catalog once this node leads, binding the roles listed
+    /// in this `principals.json`.
+    #[serde(default)]
+    pub demo_seed: Option<PathBuf>,
     pub tls: TlsConfig,
     #[serde(default)]
     pub raft: RaftConfig,
@@ -69,6 +77,8 @@ pub struct RaftConfig {
     pub snapshot_logs: u64,
     /// Entries kept in the log after a snapshot, for followers that lag a little.
     pub keep_logs: u64,
+    /// Local address for connections to other nodes (default: chosen by the OS).
+    pub bind_ip: Option<std::net::IpAddr>,
 }
 
 impl Default for RaftConfig {
@@ -79,6 +89,7 @@ impl Default for RaftConfig {
             election_timeout_max_ms: 2000,
             snapshot_logs: 10_000,
             keep_logs: 1_000,
+            bind_ip: None,
         }
     }
 }
@@ -153,6 +164,9 @@ impl NodeConfig {
         abs(&mut self.tls.ca);
         abs(&mut self.tls.cert);
         abs(&mut self.tls.key);
+        if let Some(p) = self.demo_seed.as_mut() {
+            abs(p);
+        }
         self.base_dir = base.to_path_buf();
     }
 
@@ -168,6 +182,14 @@ impl NodeConfig {
             || self.limits.default_rows > self.limits.max_rows
         {
             bail!("limits: need 0 < default_rows <= max_rows");
+        }
+        for (i, a) in self.admins.iter().enumerate() {
+            if yiwang_catalog::identity::SpiffeId::parse(a)
+                .and_then(|id| id.dept().map(|_| ()))
+                .is_none()
+            {
+                bail!("admins[{i}]: '{a}' is not a department principal's SPIFFE ID");
+            }
         }
         if self.limits.bulk_batch == 0 {
             bail!("limits: bulk_batch must be positive");

@@ -5,7 +5,9 @@
 
 pub mod api;
 pub mod audit;
+pub mod backup;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod metrics;

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
-use openraft::error::{ClientWriteError, RaftError};
 use tokio::sync::watch;
 use yiwang_adapters::Sources;
 use yiwang_catalog::search::{IndexDoc, SearchIndex};
@@ -21,6 +20,7 @@ use yiwang_raft_store::{LogStore, Raft, StateMachineStore, network::Network, ope
 
 use crate::api::ApiError;
 use crate::audit::AuditLog;
+use crate::cluster::{LeaderOp, LeaderReply};
 use crate::config::NodeConfig;
 use crate::metrics::Metrics;
 
@@ -33,6 +33,8 @@ pub struct Node {
     pub search: Arc<SearchIndex>,
     pub sources: Sources,
     pub audit: AuditLog,
+    /// HTTPS client with this node's certificate, for Raft RPC and forwarding.
+    pub peer: reqwest::Client,
     pub metrics: Metrics,
     /// Last log index the policy enforcer reflects.
     pub policy_applied: watch::Receiver<u64>,
@@ -75,12 +77,16 @@ impl Node {
             applied,
         } = handles;
 
-        let peer_client =
-            crate::tls::http_client(&config.tls.ca, &config.tls.cert, &config.tls.key)?;
+        let peer = crate::tls::peer_client(
+            &config.tls.ca,
+            &config.tls.cert,
+            &config.tls.key,
+            config.raft.bind_ip,
+        )?;
         let raft = Raft::new(
             config.node_id,
             Arc::new(raft_config),
-            Network::new(peer_client),
+            Network::new(peer.clone()),
             log_store,
             sm_store,
         )
@@ -106,7 +112,7 @@ impl Node {
 
         let search = Arc::new(SearchIndex::open(&data.join("search"))?);
         let policy = Arc::new(
-            PolicyEngine::new(state.clone())
+            PolicyEngine::new(state.clone(), config.admins.clone())
                 .await
                 .map_err(|e| anyhow!("{e}"))?,
         );
@@ -134,6 +140,7 @@ impl Node {
             search,
             sources,
             audit,
+            peer,
             metrics,
             policy_applied,
             search_applied,
@@ -143,58 +150,54 @@ impl Node {
         Ok(node)
     }
 
-    /// Proposes a command through Raft and returns its outcome once the policy view
-    /// reflects it, so a grant approved by one request is honoured by the next.
+    /// Proposes a command through Raft (forwarded to the leader when this node is a
+    /// follower) and returns its outcome once this node has applied it and its policy
+    /// view reflects it, so a grant approved by one request is honoured by the next, on
+    /// whichever node.
     pub async fn propose(&self, cmd: Command) -> Result<Outcome, ApiError> {
-        let resp = self
-            .raft
-            .client_write(cmd_value(&cmd)?)
-            .await
-            .map_err(|e| match e {
-                RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
-                    ApiError::unavailable(match f.leader_node {
-                        Some(n) => {
-                            format!("this node is not the leader; send writes to {}", n.addr)
-                        }
-                        None => "no leader is elected yet; retry shortly".into(),
-                    })
-                }
-                other => ApiError::internal(format!("raft write failed: {other}")),
-            })?;
-        let index = resp.log_id.index;
-        self.wait_policy(index).await;
-        let result: yiwang_catalog::ApplyResult = serde_json::from_value(resp.data)
+        let command = serde_json::to_value(&cmd)
+            .map_err(|e| ApiError::internal(format!("cannot encode command: {e}")))?;
+        let (index, data) = match self.on_leader(LeaderOp::Write { command }).await? {
+            LeaderReply::Written { index, data } => (index, data),
+            other => return Err(ApiError::internal(format!("unexpected reply {other:?}"))),
+        };
+        self.wait_applied(index).await;
+        let result: yiwang_catalog::ApplyResult = serde_json::from_value(data)
             .map_err(|e| ApiError::internal(format!("unreadable apply result: {e}")))?;
         Ok(result?)
     }
 
-    async fn wait_policy(&self, index: u64) {
-        let mut rx = self.policy_applied.clone();
-        if tokio::time::timeout(VIEW_WAIT, rx.wait_for(|i| *i >= index))
-            .await
-            .is_err()
-        {
-            tracing::warn!("policy view did not reach index {index} within {VIEW_WAIT:?}");
+    /// Waits (bounded) until this node's state and policy view include `index`.
+    pub async fn wait_applied(&self, index: u64) {
+        let mut applied = self.applied.clone();
+        let mut policy = self.policy_applied.clone();
+        let waited = tokio::time::timeout(VIEW_WAIT, async {
+            let _ = applied.wait_for(|i| *i >= index).await;
+            let _ = policy.wait_for(|i| *i >= index).await;
+        })
+        .await;
+        if waited.is_err() {
+            tracing::warn!("node did not apply index {index} within {VIEW_WAIT:?}");
         }
     }
 
     /// Linearizable read barrier: returns once this node's state includes every write
-    /// committed before the call (a no-op for `stale` reads).
+    /// committed before the call (a no-op for `stale` reads). On a follower the read
+    /// index comes from the leader.
     pub async fn read_barrier(&self, stale: bool) -> Result<(), ApiError> {
         if stale {
+            // Local state, but never a policy view older than the local state.
+            let applied = *self.applied.borrow();
+            self.wait_applied(applied).await;
             return Ok(());
         }
-        let read_log = self.raft.ensure_linearizable().await.map_err(|e| {
-            ApiError::unavailable(format!(
-                "cannot serve a linearizable read here: {e}; add ?consistency=stale to read locally"
-            ))
-        })?;
-        if let Some(l) = read_log {
-            let mut rx = self.applied.clone();
-            let _ = tokio::time::timeout(VIEW_WAIT, rx.wait_for(|i| *i >= l.index)).await;
-            self.wait_policy(l.index).await;
+        match self.on_leader(LeaderOp::ReadIndex).await? {
+            LeaderReply::ReadIndex { index } => {
+                self.wait_applied(index).await;
+                Ok(())
+            }
+            other => Err(ApiError::internal(format!("unexpected reply {other:?}"))),
         }
-        Ok(())
     }
 
     /// Ready to serve: a leader is known and the views caught up with the applied state.
@@ -227,29 +230,58 @@ impl Node {
         }
     }
 
-    /// `GET /v1/cluster`: leader, term and members with their progress.
-    pub fn cluster_status(&self) -> serde_json::Value {
+    /// This node's own Raft view (`GET /raft/status`, node-only).
+    pub fn local_status(&self) -> serde_json::Value {
         let m = self.raft.metrics().borrow().clone();
-        let membership = m.membership_config.membership();
+        serde_json::json!({
+            "id": m.id,
+            "state": format!("{:?}", m.state),
+            "term": m.current_term,
+            "leader": m.current_leader,
+            "last_log_index": m.last_log_index,
+            "applied_index": m.last_applied.map(|l| l.index),
+            "snapshot_index": m.snapshot.map(|l| l.index),
+        })
+    }
+
+    /// `GET /v1/cluster`: leader, term and every member with its progress, as reported
+    /// by the member itself (asked over mutual TLS with a short timeout; an unreachable
+    /// member is shown as such), and its lag behind this node's log.
+    pub async fn cluster_status(&self) -> serde_json::Value {
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership().clone();
         let voters: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
         let replication = m.replication.clone().unwrap_or_default();
-        let members: Vec<serde_json::Value> = membership
-            .nodes()
-            .map(|(id, n)| {
-                let matched = if *id == m.id {
-                    m.last_log_index
+        let last = m.last_log_index.unwrap_or(0);
+        let members = membership.nodes().map(|(id, n)| {
+            let (id, addr) = (*id, n.addr.clone());
+            let role = if voters.contains(&id) { "voter" } else { "learner" };
+            let matched = replication.get(&id).and_then(|l| l.map(|l| l.index));
+            async move {
+                let own = if id == m.id {
+                    Some(self.local_status())
                 } else {
-                    replication.get(id).and_then(|l| l.map(|l| l.index))
+                    let url = format!("https://{addr}/raft/status");
+                    match self.peer.get(&url).timeout(Duration::from_millis(800)).send().await {
+                        Ok(r) if r.status().is_success() => r.json::<serde_json::Value>().await.ok(),
+                        _ => None,
+                    }
                 };
+                let last_log = own.as_ref().and_then(|o| o["last_log_index"].as_u64()).or(matched);
                 serde_json::json!({
                     "id": id,
-                    "addr": n.addr,
-                    "role": if voters.contains(id) { "voter" } else { "learner" },
-                    "last_log_index": matched,
-                    "applied_index": if *id == m.id { m.last_applied.map(|l| l.index) } else { None },
+                    "addr": addr,
+                    "role": role,
+                    "reachable": own.is_some(),
+                    "state": own.as_ref().map(|o| o["state"].clone()),
+                    "last_log_index": last_log,
+                    "applied_index": own.as_ref().and_then(|o| o["applied_index"].as_u64()),
+                    "matched_index": if id == m.id { m.last_log_index } else { matched },
+                    "lag": last.saturating_sub(own.as_ref().and_then(|o| o["applied_index"].as_u64()).or(matched).unwrap_or(0)),
                 })
-            })
-            .collect();
+            }
+        });
+        let members: Vec<serde_json::Value> = futures::future::join_all(members).await;
         serde_json::json!({
             "leader": m.current_leader,
             "term": m.current_term,
@@ -257,6 +289,7 @@ impl Node {
             "state": format!("{:?}", m.state),
             "last_log_index": m.last_log_index,
             "applied_index": m.last_applied.map(|l| l.index),
+            "snapshot_index": m.snapshot.map(|l| l.index),
             "members": members,
         })
     }
@@ -282,10 +315,6 @@ impl Node {
             tracing::warn!("raft shutdown: {e}");
         }
     }
-}
-
-fn cmd_value(cmd: &Command) -> Result<serde_json::Value, ApiError> {
-    serde_json::to_value(cmd).map_err(|e| ApiError::internal(format!("cannot encode command: {e}")))
 }
 
 /// Keeps the policy enforcer and the search index in step with the applied catalog.

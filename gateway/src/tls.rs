@@ -100,6 +100,24 @@ pub fn http_client(ca: &Path, cert: &Path, key: &Path) -> Result<reqwest::Client
         .context("cannot build HTTPS client")
 }
 
+/// The node's client for other nodes: our node certificate, optionally bound to a local
+/// address (a node with several addresses then always talks from the one in its
+/// certificate), and short connect timeouts so an unreachable peer fails fast.
+pub fn peer_client(
+    ca: &Path,
+    cert: &Path,
+    key: &Path,
+    bind: Option<std::net::IpAddr>,
+) -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .use_preconfigured_tls(client_config(ca, cert, key)?)
+        .local_address(bind)
+        .connect_timeout(std::time::Duration::from_millis(500))
+        .pool_idle_timeout(std::time::Duration::from_secs(30))
+        .build()
+        .context("cannot build the peer HTTPS client")
+}
+
 /// The SPIFFE ID of a certificate: its one `spiffe://` URI SAN.
 pub fn spiffe_id(cert: &CertificateDer<'_>) -> Result<SpiffeId, String> {
     let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref())

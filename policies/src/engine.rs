@@ -64,6 +64,8 @@ pub struct Decision {
 pub struct PolicyEngine {
     enforcer: RwLock<Enforcer>,
     state: SharedState,
+    /// Bootstrap admins from the node configuration: admins whatever the catalog says.
+    admins: Vec<String>,
 }
 
 fn engine_err(e: impl std::fmt::Display) -> PolicyError {
@@ -108,8 +110,9 @@ fn grant_rows(s: &CatalogState) -> BTreeSet<(String, String)> {
 }
 
 impl PolicyEngine {
-    /// Builds the enforcer from the model, the static rows and the current state.
-    pub async fn new(state: SharedState) -> Result<PolicyEngine, PolicyError> {
+    /// Builds the enforcer from the model, the static rows, the bootstrap admins and the
+    /// current state.
+    pub async fn new(state: SharedState, admins: Vec<String>) -> Result<PolicyEngine, PolicyError> {
         let model = DefaultModel::from_str(MODEL).await.map_err(engine_err)?;
         let mut enforcer = Enforcer::new(model, MemoryAdapter::default())
             .await
@@ -122,6 +125,7 @@ impl PolicyEngine {
         let engine = PolicyEngine {
             enforcer: RwLock::new(enforcer),
             state,
+            admins,
         };
         engine.reload().await?;
         Ok(engine)
@@ -129,10 +133,16 @@ impl PolicyEngine {
 
     /// Replaces all grouping rules with those of the current state.
     pub async fn reload(&self) -> Result<(), PolicyError> {
-        let (roles, grants) = {
+        let (mut roles, grants) = {
             let s = self.state.read();
             (role_rows(&s), grant_rows(&s))
         };
+        for a in &self.admins {
+            let row = vec![a.clone(), Role::Admin.as_str().to_string()];
+            if !roles.contains(&row) {
+                roles.push(row);
+            }
+        }
         let mut e = self.enforcer.write().await;
         for ptype in ["g", "g2"] {
             let existing = e.get_named_grouping_policy(ptype);
@@ -161,12 +171,16 @@ impl PolicyEngine {
         for change in changes {
             match change {
                 Change::Roles(principal) => {
-                    let want: Vec<Vec<String>> = {
+                    let mut want: Vec<Vec<String>> = {
                         let s = self.state.read();
                         s.roles_of(principal)
                             .map(|r| vec![principal.clone(), r.as_str().to_string()])
                             .collect()
                     };
+                    let admin = vec![principal.clone(), Role::Admin.as_str().to_string()];
+                    if self.admins.contains(principal) && !want.contains(&admin) {
+                        want.push(admin);
+                    }
                     let mut e = self.enforcer.write().await;
                     e.remove_filtered_named_grouping_policy("g", 0, vec![principal.clone()])
                         .await

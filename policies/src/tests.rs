@@ -149,7 +149,10 @@ fn grant(
 async fn engine(s: CatalogState) -> (PolicyEngine, SharedState) {
     let shared = SharedState::default();
     shared.replace(s);
-    (PolicyEngine::new(shared.clone()).await.unwrap(), shared)
+    (
+        PolicyEngine::new(shared.clone(), vec![]).await.unwrap(),
+        shared,
+    )
 }
 
 fn ds(shared: &SharedState, id: &str) -> Dataset {

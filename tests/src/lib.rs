@@ -2,6 +2,10 @@
 //! with client certificates, as department systems do.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
+pub mod linearizability;
+
+pub mod cluster;
+pub mod proxy;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -184,6 +188,15 @@ pub struct Api {
     rt: tokio::runtime::Runtime,
 }
 
+/// Why a request got no response.
+#[derive(Debug)]
+pub enum SendError {
+    /// The connection could not be made: the request was not sent.
+    Connect(String),
+    /// Timeout or reset after sending: it may or may not have taken effect.
+    Other(String),
+}
+
 /// A response as a test sees it.
 #[derive(Debug)]
 pub struct Resp {
@@ -259,17 +272,43 @@ impl Api {
     }
 
     pub fn send(&self, req: reqwest::RequestBuilder) -> Resp {
+        match self.try_send(req) {
+            Ok(r) => r,
+            Err(e) => panic!("request did not reach the node: {e:?}"),
+        }
+    }
+
+    /// Sends a request; a failure says whether the request certainly never left
+    /// (`Connect`) or its fate is unknown (`Other`: timeout, reset).
+    pub fn try_send(&self, req: reqwest::RequestBuilder) -> Result<Resp, SendError> {
         self.rt.block_on(async {
-            let r = req.send().await.expect("request reaches the node");
+            let r = req.send().await.map_err(|e| {
+                if e.is_connect() {
+                    SendError::Connect(e.to_string())
+                } else {
+                    SendError::Other(e.to_string())
+                }
+            })?;
             let status = r.status().as_u16();
             let headers = r.headers().clone();
-            let body = r.text().await.unwrap_or_default();
-            Resp {
+            let body = r
+                .text()
+                .await
+                .map_err(|e| SendError::Other(e.to_string()))?;
+            Ok(Resp {
                 status,
                 headers,
                 body,
-            }
+            })
         })
+    }
+
+    pub fn try_get(&self, path: &str) -> Option<Resp> {
+        self.try_send(
+            self.req(reqwest::Method::GET, path)
+                .timeout(Duration::from_secs(3)),
+        )
+        .ok()
     }
 
     pub fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {

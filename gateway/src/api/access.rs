@@ -11,7 +11,7 @@ use yiwang_catalog::{Command, Outcome, filter, validate};
 use yiwang_policies::Action;
 
 use super::context::OptionalJsonBody;
-use super::{ApiError, Audited, Caller, Consistency, JsonBody, Paging, Query};
+use super::{ApiError, Audited, Caller, JsonBody, Paging, Query};
 use crate::node::Node;
 
 fn new_id(prefix: &str) -> String {
@@ -119,8 +119,6 @@ pub struct ListRequestsParams {
     pub side: Option<String>,
     pub limit: Option<usize>,
     pub offset: Option<usize>,
-    #[serde(default)]
-    pub consistency: Consistency,
 }
 
 pub async fn list_requests(
@@ -138,7 +136,6 @@ pub async fn list_requests(
             "side must be provider or consumer",
         ));
     }
-    node.read_barrier(p.consistency.is_stale()).await?;
     let all = sees_all(&node, &caller);
     let dept = caller.dept();
     let s = node.state.read();
@@ -189,7 +186,6 @@ pub async fn show_request(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<AccessRequest>, ApiError> {
-    node.read_barrier(false).await?;
     Ok(Json(find_request(&node, &caller, &id)?))
 }
 
@@ -365,8 +361,6 @@ pub struct ListGrantsParams {
     pub active: Option<bool>,
     pub limit: Option<usize>,
     pub offset: Option<usize>,
-    #[serde(default)]
-    pub consistency: Consistency,
 }
 
 pub async fn list_grants(
@@ -375,7 +369,6 @@ pub async fn list_grants(
     Query(p): Query<ListGrantsParams>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let paging = Paging::new(p.limit, p.offset, 100)?;
-    node.read_barrier(p.consistency.is_stale()).await?;
     let all = sees_all(&node, &caller);
     let dept = caller.dept();
     let now = yiwang_catalog::clock::now();
@@ -408,7 +401,6 @@ pub async fn show_grant(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Grant>, ApiError> {
-    node.read_barrier(false).await?;
     let all = sees_all(&node, &caller);
     let s = node.state.read();
     s.grants

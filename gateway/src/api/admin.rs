@@ -38,7 +38,6 @@ pub async fn list_roles(
     _caller: Caller,
     Query(p): Query<RolesParams>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    node.read_barrier(false).await?;
     let s = node.state.read();
     let bindings: Vec<RoleBinding> = s
         .roles
@@ -220,10 +219,6 @@ pub async fn explain(
         out["reason"] = d.reason.into();
     }
     Ok(Json(out))
-}
-
-pub async fn cluster(State(node): State<Arc<Node>>, _caller: Caller) -> Json<serde_json::Value> {
-    Json(node.cluster_status())
 }
 
 pub async fn openapi() -> ([(axum::http::HeaderName, &'static str); 1], &'static str) {

@@ -233,21 +233,6 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     }
 }
 
-/// Whether the request asked for a local (stale) read.
-#[derive(Debug, Clone, Copy, Default, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Consistency {
-    #[default]
-    Linearizable,
-    Stale,
-}
-
-impl Consistency {
-    pub fn is_stale(self) -> bool {
-        matches!(self, Consistency::Stale)
-    }
-}
-
 /// A JSON body that may be absent (an empty body means `None`).
 pub struct OptionalJsonBody<T>(pub Option<T>);
 
@@ -274,4 +259,68 @@ where
         None | Some("") => Ok(None),
         Some(v) => T::deserialize(serde::de::value::StrDeserializer::<D::Error>::new(v)).map(Some),
     }
+}
+
+/// Splits `consistency` out of a query string: whether the read may be stale, and the
+/// query without it.
+fn take_consistency(query: &str) -> Result<(bool, String), ApiError> {
+    let mut stale = false;
+    let mut rest = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        if k == "consistency" {
+            stale = match v.as_ref() {
+                "stale" => true,
+                "linearizable" => false,
+                other => {
+                    return Err(ApiError::bad_request(
+                        "invalid_query",
+                        format!(
+                            "invalid query parameter 'consistency': must be linearizable or stale, not '{other}'"
+                        ),
+                    ));
+                }
+            };
+        } else {
+            rest.append_pair(&k, &v);
+        }
+    }
+    Ok((stale, rest.finish()))
+}
+
+/// Read barrier middleware for the client API: unless the request says
+/// `?consistency=stale`, it waits until this node's catalog state (and the policy view
+/// derived from it) includes every write committed anywhere before the request arrived
+/// — so decisions and answers are linearizable on every node, and a revoked grant is
+/// refused by a follower as soon as the revocation is acknowledged. Stale requests are
+/// answered from local state at once. The parameter is removed before routing, so
+/// every endpoint accepts it.
+pub async fn consistency(
+    node: axum::extract::State<Arc<Node>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    use axum::response::IntoResponse;
+    let (stale, rest) = match take_consistency(req.uri().query().unwrap_or("")) {
+        Ok(x) => x,
+        Err(e) => return e.into_response(),
+    };
+    if req.uri().query().is_some_and(|q| q.contains("consistency")) {
+        let path = req.uri().path().to_string();
+        let pq = if rest.is_empty() {
+            path
+        } else {
+            format!("{path}?{rest}")
+        };
+        if let Ok(pq) = pq.parse::<axum::http::uri::PathAndQuery>() {
+            let mut parts = req.uri().clone().into_parts();
+            parts.path_and_query = Some(pq);
+            if let Ok(uri) = axum::http::Uri::from_parts(parts) {
+                *req.uri_mut() = uri;
+            }
+        }
+    }
+    if let Err(e) = node.read_barrier(stale).await {
+        return e.into_response();
+    }
+    next.run(req).await
 }

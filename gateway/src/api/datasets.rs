@@ -11,7 +11,7 @@ use yiwang_catalog::model::{Dataset, DatasetInput, DatasetStatus, ShareType};
 use yiwang_catalog::{Command, Outcome, validate};
 use yiwang_policies::Action;
 
-use super::{ApiError, Audited, Caller, Consistency, JsonBody, Paging, Query, bulk};
+use super::{ApiError, Audited, Caller, JsonBody, Paging, Query, bulk};
 use crate::node::Node;
 
 #[derive(Debug, Default, Deserialize)]
@@ -23,8 +23,6 @@ pub struct ListParams {
     pub status: Option<String>,
     pub limit: Option<usize>,
     pub offset: Option<usize>,
-    #[serde(default)]
-    pub consistency: Consistency,
 }
 
 pub async fn list(
@@ -44,7 +42,6 @@ pub async fn list(
             ));
         }
     };
-    node.read_barrier(p.consistency.is_stale()).await?;
     let s = node.state.read();
     let matching = s.datasets.values().filter(|d| {
         p.dept.as_deref().is_none_or(|x| d.dept == x)
@@ -62,13 +59,6 @@ pub async fn list(
     Ok(Json(serde_json::json!({"total": total, "datasets": items})))
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ShowParams {
-    #[serde(default)]
-    pub consistency: Consistency,
-}
-
 /// Looks up a dataset (active or retired).
 pub fn find(node: &Node, id: &str) -> Result<Dataset, ApiError> {
     node.state
@@ -83,9 +73,7 @@ pub async fn show(
     State(node): State<Arc<Node>>,
     _caller: Caller,
     Path(id): Path<String>,
-    Query(p): Query<ShowParams>,
 ) -> Result<Json<Dataset>, ApiError> {
-    node.read_barrier(p.consistency.is_stale()).await?;
     Ok(Json(find(&node, &id)?))
 }
 

@@ -10,7 +10,7 @@ use yiwang_catalog::model::Department;
 use yiwang_catalog::{Command, Outcome, validate};
 use yiwang_policies::Action;
 
-use super::{ApiError, Audited, Caller, Consistency, JsonBody, Query, bulk};
+use super::{ApiError, Audited, Caller, JsonBody, bulk};
 use crate::node::Node;
 
 /// What an admin submits for a department.
@@ -33,19 +33,10 @@ impl DepartmentInput {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReadParams {
-    #[serde(default)]
-    pub consistency: Consistency,
-}
-
 pub async fn list(
     State(node): State<Arc<Node>>,
     _caller: Caller,
-    Query(p): Query<ReadParams>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    node.read_barrier(p.consistency.is_stale()).await?;
     let s = node.state.read();
     let items: Vec<serde_json::Value> = s
         .departments
@@ -66,9 +57,7 @@ pub async fn show(
     State(node): State<Arc<Node>>,
     _caller: Caller,
     Path(code): Path<String>,
-    Query(p): Query<ReadParams>,
 ) -> Result<Json<Department>, ApiError> {
-    node.read_barrier(p.consistency.is_stale()).await?;
     let s = node.state.read();
     s.departments
         .get(&code)

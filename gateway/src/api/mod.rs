@@ -6,6 +6,7 @@ mod admin;
 mod audit;
 mod audited;
 mod bulk;
+mod cluster;
 mod context;
 mod datasets;
 mod departments;
@@ -23,7 +24,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
 pub use audited::Audited;
-pub use context::{Caller, Consistency, JsonBody, PeerIdentity, Query, current_request_id};
+pub use context::{Caller, JsonBody, PeerIdentity, Query, current_request_id};
 pub use error::ApiError;
 
 use crate::node::Node;
@@ -44,6 +45,8 @@ pub fn router(node: Arc<Node>) -> Router {
             yiwang_raft_store::network::PATH_SNAPSHOT,
             post(raft::snapshot),
         )
+        .route(crate::cluster::PATH_FORWARD, post(raft::forward))
+        .route("/raft/status", get(raft::status))
         .layer(DefaultBodyLimit::max(512 << 20));
     let api = Router::new()
         .route(
@@ -83,12 +86,25 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/authz/explain", get(admin::explain))
         .route("/v1/audit", get(audit::search))
         .route("/v1/audit/verify", get(audit::verify))
-        .route("/v1/cluster", get(admin::cluster))
+        .route("/v1/cluster", get(cluster::status))
+        .route("/v1/cluster/init", post(cluster::init))
+        .route("/v1/cluster/learners", post(cluster::add_learner))
+        .route("/v1/cluster/voters", post(cluster::promote))
+        .route("/v1/cluster/remove", post(cluster::remove))
+        .route("/v1/cluster/backup", get(cluster::backup))
         .route("/v1/openapi.json", get(admin::openapi))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes));
-    Router::new()
+    // Client requests pass the read barrier first (see `context::consistency`); Raft
+    // RPC must not, since the barrier itself may need Raft.
+    let client = Router::new()
         .merge(api)
         .merge(bulk)
+        .layer(axum::middleware::from_fn_with_state(
+            node.clone(),
+            context::consistency,
+        ));
+    Router::new()
+        .merge(client)
         .merge(raft)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

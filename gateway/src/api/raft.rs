@@ -47,3 +47,24 @@ pub async fn snapshot(
     tracing::trace!(from = peer.0, bytes = body.len(), "raft snapshot");
     reply(network::handle_snapshot(&node.raft, &body).await)
 }
+
+/// A follower forwarding a write, read barrier or membership change to this (leader) node.
+pub async fn forward(
+    State(node): State<Arc<Node>>,
+    peer: PeerNode,
+    req: Request,
+) -> Result<impl IntoResponse, ApiError> {
+    let body = super::context::body_bytes(req, &node).await?;
+    let op: crate::cluster::LeaderOp = super::context::parse_json(&body)?;
+    tracing::debug!(from = peer.0, "forwarded {op:?}");
+    let result = node.serve_forward(op).await;
+    Ok(axum::Json(result))
+}
+
+/// This node's Raft view, for `GET /v1/cluster` on other nodes.
+pub async fn status(
+    State(node): State<Arc<Node>>,
+    _peer: PeerNode,
+) -> axum::Json<serde_json::Value> {
+    axum::Json(node.local_status())
+}

@@ -69,12 +69,37 @@ pub async fn run(cmd: Command) -> Result<i32> {
         }
         Command::Serve { config } => {
             let cfg = NodeConfig::load(&config)?;
-            crate::serve::run(cfg, |_| Box::pin(async { Ok(()) })).await?;
+            crate::serve::run(cfg, |node| {
+                Box::pin(async move { crate::demo::seed_from_config(&node).await })
+            })
+            .await?;
             Ok(0)
         }
         Command::Cert(c) => cert(c),
-        Command::Cluster(ClusterCommand::Status { conn }) => {
-            print_json(&Client::new(&conn)?.get("/v1/cluster").await?);
+        Command::Cluster(c) => cluster(c).await,
+        Command::Backup { out, conn } => {
+            let v = Client::new(&conn)?.get("/v1/cluster/backup").await?;
+            let bytes = serde_json::to_vec(&v)?;
+            crate::pki::write_file(&out, &bytes, 0o600)?;
+            let s = &v["state"];
+            eprintln!(
+                "backup of index {} written to {}: {} departments, {} datasets, {} grants",
+                v["applied_index"],
+                out.display(),
+                s["departments"].as_object().map_or(0, |m| m.len()),
+                s["datasets"].as_object().map_or(0, |m| m.len()),
+                s["grants"].as_object().map_or(0, |m| m.len()),
+            );
+            Ok(0)
+        }
+        Command::Restore { from, data_dir } => {
+            let state = crate::backup::restore(&from, &data_dir)?;
+            eprintln!(
+                "restored {} departments and {} datasets into {}; start the node with bootstrap = true",
+                state.departments.len(),
+                state.datasets.len(),
+                data_dir.display()
+            );
             Ok(0)
         }
         Command::Whoami { conn } => {
@@ -128,6 +153,72 @@ pub async fn run(cmd: Command) -> Result<i32> {
         Command::Grant(c) => grant(c).await,
         Command::Role(c) => role(c).await,
         Command::Audit(c) => audit(c).await,
+    }
+}
+
+async fn cluster(c: ClusterCommand) -> Result<i32> {
+    let post = |conn: &Connection, path: &str, body: Value| {
+        let conn = conn.clone();
+        let path = path.to_string();
+        async move {
+            let client = Client::new(&conn)?;
+            let v = client
+                .json(client.request(Method::POST, &path).json(&body))
+                .await?;
+            print_json(&v);
+            Ok::<i32, anyhow::Error>(0)
+        }
+    };
+    match c {
+        ClusterCommand::Status { conn } => {
+            print_json(&Client::new(&conn)?.get("/v1/cluster").await?);
+            Ok(0)
+        }
+        ClusterCommand::Init { conn } => post(&conn, "/v1/cluster/init", json!({})).await,
+        ClusterCommand::AddLearner { id, addr, conn } => {
+            post(
+                &conn,
+                "/v1/cluster/learners",
+                json!({"id": id, "addr": addr}),
+            )
+            .await
+        }
+        ClusterCommand::Promote { ids, conn } => {
+            post(&conn, "/v1/cluster/voters", json!({"ids": ids})).await
+        }
+        ClusterCommand::Remove { id, conn } => {
+            post(&conn, "/v1/cluster/remove", json!({"id": id})).await
+        }
+        ClusterCommand::LocalSetup {
+            dir,
+            nodes,
+            ip_prefix,
+            port,
+            admin_port,
+            advertise_port,
+            demo,
+            election_ms,
+            snapshot_logs,
+        } => {
+            if nodes == 0 || nodes > 9 {
+                bail!("--nodes must be between 1 and 9");
+            }
+            let paths = crate::demo::local_setup(&crate::demo::LocalCluster {
+                dir,
+                nodes,
+                ip_prefix,
+                port,
+                admin_port,
+                advertise_port,
+                demo,
+                election_min_ms: election_ms,
+                snapshot_logs,
+            })?;
+            for p in paths {
+                println!("{}", p.display());
+            }
+            Ok(0)
+        }
     }
 }
 

@@ -144,6 +144,24 @@ pub enum Command {
     /// The audit trail (auditors)
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Save a consistent copy of the catalog from a running cluster (admin)
+    Backup {
+        /// Output file
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Restore a backup into the empty data directory of a new node (offline); start it
+    /// with bootstrap = true to found a new cluster holding the restored catalog
+    Restore {
+        /// Backup file written by `yiwang backup`
+        #[arg(long)]
+        from: PathBuf,
+        /// The new node's data_dir
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -188,10 +206,68 @@ pub enum CertCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum ClusterCommand {
-    /// Members, leader, term, log and applied indexes
+    /// Members, leader, term, log and applied indexes, per-node lag
     Status {
         #[command(flatten)]
         conn: Connection,
+    },
+    /// Initialise a new cluster with the node at --server as its only voter (admin)
+    Init {
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Add a node as a learner; returns once it has caught up (admin)
+    AddLearner {
+        /// The new node's id (node_id in its node.toml)
+        #[arg(long)]
+        id: u64,
+        /// host:port where other nodes reach its API listener
+        #[arg(long)]
+        addr: String,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Promote learners to voters, through joint consensus (admin)
+    Promote {
+        /// Comma-separated node ids
+        #[arg(long, value_delimiter = ',', required = true)]
+        ids: Vec<u64>,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Remove a node from the cluster (admin)
+    Remove {
+        #[arg(long)]
+        id: u64,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Write certificates and node.toml files for an N-node cluster on this machine
+    /// (used by ops/cluster-local.sh)
+    LocalSetup {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        nodes: u64,
+        /// Node k listens on <IP_PREFIX>.k
+        #[arg(long, default_value = "127.0.0")]
+        ip_prefix: String,
+        #[arg(long, default_value_t = 8443)]
+        port: u16,
+        #[arg(long, default_value_t = 9090)]
+        admin_port: u16,
+        /// Advertise this port to other nodes (a proxy in front of each node)
+        #[arg(long)]
+        advertise_port: Option<u16>,
+        /// Seed the demo catalog and department databases
+        #[arg(long)]
+        demo: bool,
+        /// Election timeout minimum in ms (maximum = 2×, heartbeat = ¼)
+        #[arg(long)]
+        election_ms: Option<u64>,
+        /// Snapshot (and compact the log) every N entries
+        #[arg(long)]
+        snapshot_logs: Option<u64>,
     },
 }
 

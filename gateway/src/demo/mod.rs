@@ -6,6 +6,7 @@
 mod principals;
 mod seed;
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -29,80 +30,219 @@ pub struct DemoOptions {
     pub walkthrough: bool,
 }
 
-/// Creates (or completes) the demo directory and returns the node configuration.
-pub fn prepare(opts: &DemoOptions) -> Result<(NodeConfig, Vec<DemoPrincipal>)> {
-    let dir = &opts.dir;
+/// What every node of a demo or local cluster shares: the CA and principals'
+/// certificates, `principals.json`, and the scenario databases.
+pub struct Layout {
+    pub dir: PathBuf,
+    pub certs: PathBuf,
+    pub principals: Vec<DemoPrincipal>,
+    pub sources: BTreeMap<String, yiwang_adapters::SourceConfig>,
+}
+
+const TRUST_DOMAIN: &str = yiwang_catalog::identity::DEFAULT_TRUST_DOMAIN;
+
+/// Creates (or completes) the shared part of a demo directory.
+pub fn prepare_layout(dir: &Path) -> Result<Layout> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let dir = dir.canonicalize()?;
     let certs = dir.join("certs");
-    let trust_domain = yiwang_catalog::identity::DEFAULT_TRUST_DOMAIN;
     if !certs.join(pki::CA_CERT).exists() {
         eprintln!("  creating a CA in {}", certs.display());
-        pki::init_ca(&certs, trust_domain)?;
+        pki::init_ca(&certs, TRUST_DOMAIN)?;
     }
-    if !certs.join("node-1.pem").exists() {
+    let principals = principals::ensure(&certs, TRUST_DOMAIN)?;
+    let json = serde_json::to_vec_pretty(&principals)?;
+    pki::write_file(&dir.join("principals.json"), &json, 0o644)?;
+
+    let created = yiwang_adapters::demo::create_scenario_databases(&dir.join("sources"))
+        .map_err(|e| anyhow::anyhow!("cannot create the scenario databases: {e}"))?;
+    let sources = created
+        .into_iter()
+        .map(|(id, path)| {
+            let cfg = yiwang_adapters::SourceConfig::Sqlite {
+                path,
+                pool_size: None,
+                timeout_ms: None,
+            };
+            (id, cfg)
+        })
+        .collect();
+    Ok(Layout {
+        dir,
+        certs,
+        principals,
+        sources,
+    })
+}
+
+/// Where one node of a demo or local cluster listens.
+pub struct NodeSpec {
+    pub node_id: u64,
+    pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub advertise: Option<String>,
+    pub data_dir: PathBuf,
+    pub bootstrap: bool,
+}
+
+/// The configuration of one node, issuing its certificate (for its IP) if missing.
+pub fn node_config(layout: &Layout, spec: NodeSpec) -> Result<NodeConfig> {
+    let name = format!("node-{}", spec.node_id);
+    if !layout.certs.join(format!("{name}.pem")).exists() {
+        let ip = spec.listen.ip();
+        let mut ips = vec![ip];
+        if ip != IpAddr::V4(Ipv4Addr::LOCALHOST) {
+            ips.push(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        }
         pki::issue(
-            &certs,
-            &certs,
+            &layout.certs,
+            &layout.certs,
             &pki::IssueRequest {
-                spiffe: &SpiffeId::node(trust_domain, 1),
-                name: "node-1",
-                ips: &[IpAddr::V4(Ipv4Addr::LOCALHOST)],
+                spiffe: &SpiffeId::node(TRUST_DOMAIN, spec.node_id),
+                name: &name,
+                ips: &ips,
                 dns: &["localhost".to_string()],
                 days: 825,
             },
         )?;
     }
-    let principals = principals::ensure(&certs, trust_domain)?;
-    let json = serde_json::to_vec_pretty(&principals)?;
-    pki::write_file(&dir.join("principals.json"), &json, 0o644)?;
-
-    let sources_dir = dir.join("sources");
-    let created = yiwang_adapters::demo::create_scenario_databases(&sources_dir)
-        .map_err(|e| anyhow::anyhow!("cannot create the scenario databases: {e}"))?;
-    let mut sources = std::collections::BTreeMap::new();
-    for (id, path) in created {
-        sources.insert(
-            id,
-            yiwang_adapters::SourceConfig::Sqlite {
-                path,
-                pool_size: None,
-                timeout_ms: None,
-            },
-        );
+    let mut raft = crate::config::RaftConfig::default();
+    if !spec.listen.ip().is_unspecified() {
+        raft.bind_ip = Some(spec.listen.ip());
     }
-    let config = NodeConfig {
-        node_id: 1,
-        listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), opts.port),
-        advertise: None,
-        admin_listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), opts.admin_port),
-        data_dir: dir.join("node-1"),
-        trust_domain: trust_domain.to_string(),
-        bootstrap: true,
+    Ok(NodeConfig {
+        node_id: spec.node_id,
+        listen: spec.listen,
+        advertise: spec.advertise,
+        admin_listen: spec.admin_listen,
+        data_dir: spec.data_dir,
+        trust_domain: TRUST_DOMAIN.to_string(),
+        bootstrap: spec.bootstrap,
+        admins: vec![
+            SpiffeId::principal(TRUST_DOMAIN, yiwang_catalog::demo::DATA_BUREAU, "admin")
+                .to_string(),
+        ],
+        demo_seed: None,
         tls: TlsConfig {
-            ca: certs.join(pki::CA_CERT),
-            cert: certs.join("node-1.pem"),
-            key: certs.join("node-1.key"),
+            ca: layout.certs.join(pki::CA_CERT),
+            cert: layout.certs.join(format!("{name}.pem")),
+            key: layout.certs.join(format!("{name}.key")),
         },
-        raft: Default::default(),
+        raft,
         limits: Default::default(),
         audit: Default::default(),
-        sources,
-        base_dir: dir.clone(),
-    };
+        sources: layout.sources.clone(),
+        base_dir: layout.dir.clone(),
+    })
+}
+
+/// Writes a node configuration as TOML.
+pub fn write_config(config: &NodeConfig, path: &Path) -> Result<()> {
+    let toml = toml::to_string_pretty(config)?;
+    let text = format!(
+        "# `yiwang serve --config {}` runs this node.\n{toml}",
+        path.display()
+    );
+    pki::write_file(path, text.as_bytes(), 0o644)
+}
+
+/// Creates (or completes) the demo directory and returns the node configuration.
+pub fn prepare(opts: &DemoOptions) -> Result<(NodeConfig, Vec<DemoPrincipal>)> {
+    let layout = prepare_layout(&opts.dir)?;
+    let config = node_config(
+        &layout,
+        NodeSpec {
+            node_id: 1,
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), opts.port),
+            admin_listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), opts.admin_port),
+            advertise: None,
+            data_dir: layout.dir.join("node-1"),
+            bootstrap: true,
+        },
+    )?;
     // The config is written out so `yiwang serve --config DIR/node.toml` runs the same
     // node without the demo wrapper.
-    let toml = toml::to_string_pretty(&config)?;
-    pki::write_file(
-        &dir.join("node.toml"),
-        format!(
-            "# Written by `yiwang demo`; `yiwang serve --config {}` runs this node.\n{toml}",
-            dir.join("node.toml").display()
-        )
-        .as_bytes(),
-        0o644,
-    )?;
-    Ok((config, principals))
+    write_config(&config, &layout.dir.join("node.toml"))?;
+    Ok((config, layout.principals))
+}
+
+/// Options of a local multi-node cluster (`yiwang cluster local-setup`, used by
+/// `ops/cluster-local.sh`).
+#[derive(Debug, Clone)]
+pub struct LocalCluster {
+    pub dir: PathBuf,
+    pub nodes: u64,
+    /// Node k listens on `<ip_prefix>.k`.
+    pub ip_prefix: String,
+    pub port: u16,
+    pub admin_port: u16,
+    /// Advertise this port instead of `port` (a proxy in front of each node).
+    pub advertise_port: Option<u16>,
+    pub demo: bool,
+    pub election_min_ms: Option<u64>,
+    pub snapshot_logs: Option<u64>,
+}
+
+/// Writes certificates, `principals.json` and `node-k/node.toml` for every node.
+pub fn local_setup(opts: &LocalCluster) -> Result<Vec<PathBuf>> {
+    let layout = prepare_layout(&opts.dir)?;
+    let mut paths = Vec::new();
+    for k in 1..=opts.nodes {
+        let ip: IpAddr = format!("{}.{k}", opts.ip_prefix).parse().with_context(|| {
+            format!(
+                "'{}.{k}' is not an IP address; --ip-prefix takes three octets",
+                opts.ip_prefix
+            )
+        })?;
+        let node_dir = layout.dir.join(format!("node-{k}"));
+        let mut cfg = node_config(
+            &layout,
+            NodeSpec {
+                node_id: k,
+                listen: SocketAddr::new(ip, opts.port),
+                admin_listen: SocketAddr::new(ip, opts.admin_port),
+                advertise: opts.advertise_port.map(|p| format!("{ip}:{p}")),
+                data_dir: node_dir.join("data"),
+                bootstrap: k == 1,
+            },
+        )?;
+        if let Some(min) = opts.election_min_ms {
+            cfg.raft.heartbeat_ms = (min / 4).max(20);
+            cfg.raft.election_timeout_min_ms = min;
+            cfg.raft.election_timeout_max_ms = min * 2;
+        }
+        if let Some(n) = opts.snapshot_logs {
+            cfg.raft.snapshot_logs = n;
+            cfg.raft.keep_logs = (n / 10).max(1);
+        }
+        if !opts.demo {
+            cfg.sources.clear();
+        }
+        if opts.demo && k == 1 {
+            cfg.demo_seed = Some(layout.dir.join("principals.json"));
+        }
+        cfg.check()?;
+        let path = node_dir.join("node.toml");
+        write_config(&cfg, &path)?;
+        paths.push(path);
+    }
+    Ok(paths)
+}
+
+/// Seeds the demo catalog from a node configured with `demo_seed` (principals.json).
+pub async fn seed_from_config(node: &crate::node::Node) -> Result<()> {
+    let Some(path) = node.config.demo_seed.clone() else {
+        return Ok(());
+    };
+    let text = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let principals: Vec<DemoPrincipal> =
+        serde_json::from_slice(&text).with_context(|| format!("bad {}", path.display()))?;
+    node.wait_ready(std::time::Duration::from_secs(60)).await?;
+    let added = seed::seed(node, &principals).await?;
+    if added > 0 {
+        eprintln!("  seeded {added} datasets");
+    }
+    Ok(())
 }
 
 /// Runs the demo until interrupted.
