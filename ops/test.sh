@@ -29,6 +29,18 @@ if cargo tree --workspace -i aws-lc-rs >/dev/null 2>&1; then
     die "aws-lc-rs is in the dependency tree; rustls must use ring only"
 fi
 
+say "test databases (PostgreSQL, MariaDB) in a throwaway directory"
+command -v python3 >/dev/null || die "python3 is required by ops/testdb.sh (apt-get install python3)"
+dbdir=$(mktemp -d "${TMPDIR:-/tmp}/yiwang-testdb.XXXXXX")
+cleanup() { ops/testdb.sh stop "$dbdir" || true; rm -rf "$dbdir"; }
+trap cleanup EXIT
+ops/testdb.sh start "$dbdir" >/dev/null || die "cannot start the test databases (see above)"
+# shellcheck disable=SC1091
+. "$dbdir/env"
+[ -n "${YIWANG_TEST_PG_URL:-}" ] && [ -n "${YIWANG_TEST_MYSQL_URL:-}" ] || die "test database URLs missing"
+echo "PostgreSQL: $YIWANG_TEST_PG_URL" >&2
+echo "MariaDB:    ${YIWANG_TEST_MYSQL_URL/:yiwang-test@/:***@}" >&2
+
 say "tests"
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --locked --no-fail-fast

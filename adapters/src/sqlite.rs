@@ -5,6 +5,10 @@
 //! blocking pool; a semaphore bounds how many run at once per source, and idle
 //! connections are kept for reuse. Each query has a deadline, enforced inside SQLite
 //! by a progress handler, so a dropped request cannot leave a runaway query behind.
+//!
+//! Records requests page by rowid (keyset paging, stable while the table grows); the
+//! DataFusion table ([`Source::table_provider`]) is the generic SQL provider, with
+//! pushdown decided per column by its SQLite type affinity (see `pushdown.rs`).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -22,8 +26,11 @@ use yiwang_catalog::model::{Field, FieldType};
 
 use crate::cursor;
 use crate::error::AdapterError;
+use crate::provider::{SqlTable, check_fields, checked_table};
 use crate::source::{ReadRequest, ReadResult, Source};
 use crate::sql::{self, Statement};
+
+mod scan;
 
 /// Connections per source when the configuration does not say.
 pub const DEFAULT_POOL_SIZE: usize = 4;
@@ -90,6 +97,22 @@ impl Source for SqliteSource {
         let inner = Arc::clone(&self.inner);
         let table = table.to_string();
         Box::pin(async move { inner.list_columns(table).await })
+    }
+
+    /// Reads the table's declared column types (a pragma, microseconds) to decide
+    /// what can be pushed down; nothing else is opened until the scan runs.
+    fn table_provider(
+        &self,
+        table: &str,
+        fields: &[Field],
+    ) -> Result<Arc<dyn datafusion::catalog::TableProvider>, AdapterError> {
+        let table_sql = checked_table(table, '"')?;
+        check_fields(fields)?;
+        let affinity = self.inner.affinities(table, fields);
+        let backend = Arc::new(scan::SqliteBackend(Arc::clone(&self.inner)));
+        Ok(Arc::new(SqlTable::new(
+            backend, table_sql, fields, affinity,
+        )?))
     }
 }
 

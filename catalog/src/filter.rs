@@ -419,5 +419,7 @@ fn write_grouped(f: &mut fmt::Formatter<'_>, e: &Expr, parens: bool) -> fmt::Res
 }
 
 mod parse;
+
+pub use parse::is_keyword;
 #[cfg(test)]
 mod tests;

@@ -137,6 +137,15 @@ pub fn dataset(d: &DatasetInput) -> Result<()> {
                 format!("'{}' is not a column name ([A-Za-z_][A-Za-z0-9_]*)", f.name),
             ));
         }
+        if crate::filter::is_keyword(&f.name) {
+            return Err(invalid(
+                format!("fields[{i}].name"),
+                format!(
+                    "'{}' is a word of the filter language; choose another column name",
+                    f.name
+                ),
+            ));
+        }
         if !names.insert(f.name.as_str()) {
             return Err(invalid(
                 format!("fields[{i}].name"),
@@ -152,7 +161,12 @@ pub fn dataset(d: &DatasetInput) -> Result<()> {
         }
     }
     if let Some(src) = &d.source {
-        if !is_identifier(&src.id.replace('-', "_")) {
+        let id_ok = (1..=64).contains(&src.id.len())
+            && src
+                .id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if !id_ok {
             return Err(invalid(
                 "source.id",
                 format!("'{}' is not a source id", src.id),

@@ -23,6 +23,7 @@ pub struct NodeConfig {
     pub advertise: Option<String>,
     /// Plain-HTTP admin listener: /healthz, /readyz, /metrics. Keep it on loopback or a
     /// management network.
+    #[serde(default = "default_admin_listen")]
     pub admin_listen: SocketAddr,
     /// Where the node keeps its Raft log, state, search index and audit trail.
     pub data_dir: PathBuf,
@@ -48,6 +49,9 @@ pub struct NodeConfig {
     pub limits: Limits,
     #[serde(default)]
     pub audit: AuditConfig,
+    /// Limits of cross-department queries.
+    #[serde(default)]
+    pub query: crate::query::QueryLimits,
     /// Department data sources by id; credentials live here (or in files named here),
     /// never in the catalog.
     #[serde(default)]
@@ -136,6 +140,10 @@ impl Default for AuditConfig {
     }
 }
 
+fn default_admin_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9090))
+}
+
 fn default_trust_domain() -> String {
     yiwang_catalog::identity::DEFAULT_TRUST_DOMAIN.to_string()
 }
@@ -183,6 +191,16 @@ impl NodeConfig {
         {
             bail!("limits: need 0 < default_rows <= max_rows");
         }
+        if self.limits.max_rows > yiwang_adapters::sqlite::MAX_LIMIT {
+            bail!(
+                "limits: max_rows may be at most {} (one page of records)",
+                yiwang_adapters::sqlite::MAX_LIMIT
+            );
+        }
+        // Source definitions are checked here, before any state is created, so a typo
+        // cannot leave a half-initialised node behind.
+        yiwang_adapters::Sources::from_config(&self.sources, &self.base_dir)
+            .map_err(|e| anyhow::anyhow!("sources: {e}"))?;
         for (i, a) in self.admins.iter().enumerate() {
             if yiwang_catalog::identity::SpiffeId::parse(a)
                 .and_then(|id| id.dept().map(|_| ()))

@@ -13,6 +13,7 @@ pub mod demo;
 pub mod metrics;
 pub mod node;
 pub mod pki;
+pub mod query;
 pub mod serve;
 pub mod server;
 pub mod tls;

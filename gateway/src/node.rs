@@ -51,6 +51,7 @@ impl Node {
     /// Opens storage, starts Raft and the background tasks. With `bootstrap`, a new node
     /// initialises itself as a one-voter cluster.
     pub async fn start(config: NodeConfig) -> Result<Arc<Node>> {
+        config.check()?;
         let data = &config.data_dir;
         std::fs::create_dir_all(data)
             .with_context(|| format!("cannot create {}", data.display()))?;

@@ -84,6 +84,13 @@ pub struct IssueRequest<'a> {
 
 /// Issues a certificate signed by the CA in `ca_dir`, written to `out`.
 pub fn issue(ca_dir: &Path, out: &Path, req: &IssueRequest<'_>) -> Result<(PathBuf, PathBuf)> {
+    let existing = out.join(format!("{}.pem", req.name));
+    if existing.exists() {
+        bail!(
+            "{} already exists; remove it first to issue a new certificate under that name",
+            existing.display()
+        );
+    }
     let ca_pem = fs::read_to_string(ca_dir.join(CA_CERT))
         .with_context(|| format!("cannot read {}", ca_dir.join(CA_CERT).display()))?;
     let ca_key_pem = fs::read_to_string(ca_dir.join(CA_KEY))

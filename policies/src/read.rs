@@ -91,7 +91,39 @@ impl PolicyEngine {
                         (all, granted, None)
                     }
                     ShareType::Conditional => {
-                        let Some(first) = grants.first() else {
+                        // A read is served under one grant: its fields and its rows together.
+                        // Mixing grants would show one grant's fields on another's rows.
+                        let covering = |g: &yiwang_catalog::model::Grant| {
+                            requested.is_none_or(|req| req.iter().all(|f| g.fields.contains(f)))
+                        };
+                        let chosen =
+                            grants
+                                .iter()
+                                .copied()
+                                .filter(|g| covering(g))
+                                .max_by(|a, b| {
+                                    a.created_at
+                                        .cmp(&b.created_at)
+                                        .then_with(|| a.id.cmp(&b.id))
+                                });
+                        let Some(g) = chosen else {
+                            if let (Some(req), false) = (requested, grants.is_empty()) {
+                                let missing = req
+                                    .iter()
+                                    .find(|f| !grants.iter().any(|g| g.fields.contains(*f)));
+                                return Err(PolicyError::Denied(match missing {
+                                    Some(f) => format!(
+                                        "field '{f}' of dataset '{}' is not covered by the grant of {}",
+                                        dataset.id, who.dept
+                                    ),
+                                    None => format!(
+                                        "no single grant of {} on dataset '{}' covers all of {}; a read is served under one grant",
+                                        who.dept,
+                                        dataset.id,
+                                        req.join(", ")
+                                    ),
+                                }));
+                            }
                             let expired = s
                                 .grants
                                 .values()
@@ -109,33 +141,18 @@ impl PolicyEngine {
                                 ),
                             }));
                         };
-                        decision.grant = Some(first.id.clone());
-                        // Rows visible under any grant: the OR of their filters; a grant
-                        // without a filter shows every row.
-                        let mut filter: Option<Expr> = None;
-                        let mut unrestricted = false;
-                        for g in &grants {
-                            match &g.row_filter {
-                                None => unrestricted = true,
-                                Some(text) => {
-                                    let e = filter::parse(text).map_err(|e| {
-                                        PolicyError::Engine(format!(
-                                            "stored row filter of grant '{}': {e}",
-                                            g.id
-                                        ))
-                                    })?;
-                                    filter = Some(match filter {
-                                        None => e,
-                                        Some(prev) => Expr::Or(Box::new(prev), Box::new(e)),
-                                    });
-                                }
-                            }
-                        }
-                        (
-                            granted.clone(),
-                            granted,
-                            if unrestricted { None } else { filter },
-                        )
+                        decision.grant = Some(g.id.clone());
+                        let row_filter = match &g.row_filter {
+                            None => None,
+                            Some(text) => Some(filter::parse(text).map_err(|e| {
+                                PolicyError::Engine(format!(
+                                    "stored row filter of grant '{}': {e}",
+                                    g.id
+                                ))
+                            })?),
+                        };
+                        let fields: BTreeSet<String> = g.fields.iter().cloned().collect();
+                        (fields.clone(), fields, row_filter)
                     }
                     // The casbin rules never allow this; refuse rather than trust that.
                     ShareType::None => {

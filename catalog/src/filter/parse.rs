@@ -45,6 +45,11 @@ enum Kw {
     False,
 }
 
+/// Whether `word` is a keyword of the filter language (so it cannot name a field).
+pub fn is_keyword(word: &str) -> bool {
+    Kw::from_word(word).is_some()
+}
+
 impl Kw {
     fn from_word(word: &str) -> Option<Kw> {
         const WORDS: [(&str, Kw); 10] = [

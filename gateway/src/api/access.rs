@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
-use yiwang_catalog::model::{AccessRequest, Grant, RequestState, Role, ShareType};
+use yiwang_catalog::model::{AccessRequest, Grant, RequestState, ShareType};
 use yiwang_catalog::{Command, Outcome, filter, validate};
 use yiwang_policies::Action;
 
@@ -19,11 +19,14 @@ fn new_id(prefix: &str) -> String {
     format!("{prefix}-{}", &u[..16])
 }
 
-/// Admins and city-wide auditors see every request and grant; others see those where
-/// their department is the consumer or the provider.
-fn sees_all(node: &Node, caller: &Caller) -> bool {
-    let s = node.state.read();
-    s.has_role(caller.id(), Role::Admin) || s.has_role(caller.id(), Role::Auditor)
+/// Admins (catalog or bootstrap) and city-wide auditors see every request and grant;
+/// others see those where their department is the consumer or the provider.
+pub async fn sees_all(node: &Node, caller: &Caller) -> bool {
+    let p = &caller.principal;
+    let admin = node.policy.decide(p, Action::Manage, None, "*").await;
+    // `*` is nobody's department, so only the city-wide auditor rule matches it.
+    let auditor = node.policy.decide(p, Action::Audit, None, "*").await;
+    admin.is_ok_and(|d| d.allowed) || auditor.is_ok_and(|d| d.allowed)
 }
 
 #[derive(Debug, Deserialize)]
@@ -136,7 +139,7 @@ pub async fn list_requests(
             "side must be provider or consumer",
         ));
     }
-    let all = sees_all(&node, &caller);
+    let all = sees_all(&node, &caller).await;
     let dept = caller.dept();
     let s = node.state.read();
     let matching: Vec<&AccessRequest> = s
@@ -162,7 +165,7 @@ pub async fn list_requests(
     Ok(Json(serde_json::json!({"total": total, "requests": items})))
 }
 
-fn find_request(node: &Node, caller: &Caller, id: &str) -> Result<AccessRequest, ApiError> {
+async fn find_request(node: &Node, caller: &Caller, id: &str) -> Result<AccessRequest, ApiError> {
     let r = node
         .state
         .read()
@@ -172,7 +175,7 @@ fn find_request(node: &Node, caller: &Caller, id: &str) -> Result<AccessRequest,
         .ok_or_else(|| ApiError::not_found(format!("access request '{id}' not found")))?;
     if r.consumer_dept != caller.dept()
         && r.provider_dept != caller.dept()
-        && !sees_all(node, caller)
+        && !sees_all(node, caller).await
     {
         return Err(ApiError::not_found(format!(
             "access request '{id}' not found"
@@ -186,7 +189,7 @@ pub async fn show_request(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<AccessRequest>, ApiError> {
-    Ok(Json(find_request(&node, &caller, &id)?))
+    Ok(Json(find_request(&node, &caller, &id).await?))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -226,7 +229,7 @@ pub async fn approve(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let mut audit = Audited::new(&caller, "access.approve");
     let result = async {
-        let request = find_request(&node, &caller, &id)?;
+        let request = find_request(&node, &caller, &id).await?;
         audit.dataset_id(&request.dataset);
         audit.event.provider_dept = Some(request.provider_dept.clone());
         audit.event.purpose = request.purpose.clone();
@@ -244,7 +247,12 @@ pub async fn approve(
             Some(text) => {
                 let expr = filter::parse(text)
                     .map_err(|e| ApiError::bad_request("invalid_input", format!("invalid row_filter: {e}")))?;
-                filter::validate(&expr, &dataset.fields)?;
+                filter::validate(&expr, &dataset.fields).map_err(|e| match e {
+                    yiwang_catalog::CatalogError::Invalid { message, .. } => {
+                        ApiError::bad_request("invalid_input", format!("invalid row_filter: {message}"))
+                    }
+                    other => other.into(),
+                })?;
                 Some(expr.to_string())
             }
         };
@@ -296,7 +304,7 @@ pub async fn reject(
 ) -> Result<Json<AccessRequest>, ApiError> {
     let mut audit = Audited::new(&caller, "access.reject");
     let result = async {
-        let request = find_request(&node, &caller, &id)?;
+        let request = find_request(&node, &caller, &id).await?;
         audit.dataset_id(&request.dataset);
         audit.event.provider_dept = Some(request.provider_dept.clone());
         authorize_decision(&node, &caller, &request).await?;
@@ -326,7 +334,7 @@ pub async fn withdraw(
 ) -> Result<Json<AccessRequest>, ApiError> {
     let mut audit = Audited::new(&caller, "access.withdraw");
     let result = async {
-        let request = find_request(&node, &caller, &id)?;
+        let request = find_request(&node, &caller, &id).await?;
         audit.dataset_id(&request.dataset);
         audit.event.provider_dept = Some(request.provider_dept.clone());
         if request.consumer != caller.id() {
@@ -369,7 +377,7 @@ pub async fn list_grants(
     Query(p): Query<ListGrantsParams>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let paging = Paging::new(p.limit, p.offset, 100)?;
-    let all = sees_all(&node, &caller);
+    let all = sees_all(&node, &caller).await;
     let dept = caller.dept();
     let now = yiwang_catalog::clock::now();
     let s = node.state.read();
@@ -381,10 +389,15 @@ pub async fn list_grants(
         .filter(|g| p.dataset.as_deref().is_none_or(|d| g.dataset == d))
         .filter(|g| p.active.is_none_or(|a| g.is_active_at(&now) == a))
         .collect();
+    let mut matching = matching;
+    matching.sort_by(|a, b| {
+        b.created_at
+            .cmp(&a.created_at)
+            .then_with(|| a.id.cmp(&b.id))
+    });
     let total = matching.len();
     let items: Vec<serde_json::Value> = matching
         .into_iter()
-        .rev()
         .skip(paging.offset)
         .take(paging.limit)
         .map(|g| {
@@ -401,7 +414,7 @@ pub async fn show_grant(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Grant>, ApiError> {
-    let all = sees_all(&node, &caller);
+    let all = sees_all(&node, &caller).await;
     let s = node.state.read();
     s.grants
         .get(&id)
@@ -418,11 +431,13 @@ pub async fn revoke(
 ) -> Result<Json<Grant>, ApiError> {
     let mut audit = Audited::new(&caller, "grant.revoke");
     let result = async {
+        let all = sees_all(&node, &caller).await;
         let grant = node
             .state
             .read()
             .grants
             .get(&id)
+            .filter(|g| all || g.consumer_dept == caller.dept() || g.provider_dept == caller.dept())
             .cloned()
             .ok_or_else(|| ApiError::not_found(format!("grant '{id}' not found")))?;
         audit.dataset_id(&grant.dataset);

@@ -16,7 +16,10 @@ use crate::node::Node;
 
 pub async fn whoami(State(node): State<Arc<Node>>, caller: Caller) -> Json<serde_json::Value> {
     let s = node.state.read();
-    let roles: Vec<&str> = s.roles_of(caller.id()).map(Role::as_str).collect();
+    let mut roles: Vec<&str> = s.roles_of(caller.id()).map(Role::as_str).collect();
+    if node.config.admins.iter().any(|a| a == caller.id()) && !roles.contains(&"admin") {
+        roles.push("admin");
+    }
     let dept_name = s.departments.get(caller.dept()).map(|d| d.name.clone());
     Json(serde_json::json!({
         "principal": caller.id(),
@@ -89,6 +92,9 @@ async fn change_role(
             Command::UnbindRole { binding: b.clone() }
         };
         node.propose(cmd).await?;
+        if bind {
+            audit.event.status = 201;
+        }
         Ok(b)
     }
     .await;

@@ -148,8 +148,10 @@ pub async fn backup(
     let mut audit = Audited::new(&caller, "cluster.backup");
     let result = async {
         admin(&node, &caller).await?;
-        let applied = *node.applied.borrow();
+        // The index is read after the copy, so the copy holds everything up to at
+        // least the barrier and the recorded index is never below what it holds.
         let state = node.state.read().clone();
+        let applied = *node.applied.borrow();
         Ok(serde_json::json!({
             "format": crate::backup::FORMAT,
             "taken_at": yiwang_catalog::clock::now(),

@@ -133,6 +133,7 @@ pub async fn register(
                 datasets: vec![input],
             })
             .await?;
+        audit.event.status = 201;
         one_dataset(out)
     }
     .await;

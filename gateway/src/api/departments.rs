@@ -93,6 +93,7 @@ pub async fn register(
     .await;
     if let Ok(d) = &result {
         audit.event.reason = format!("registered department {}", d.code);
+        audit.event.status = 201;
     }
     let d = audit.finish(&node, result).await?;
     Ok((StatusCode::CREATED, Json(d)))

@@ -13,9 +13,11 @@ mod departments;
 mod error;
 #[cfg(test)]
 mod openapi_check;
+mod query;
 mod raft;
 mod records;
 mod search;
+mod sources;
 
 use std::sync::Arc;
 
@@ -63,6 +65,11 @@ pub fn router(node: Arc<Node>) -> Router {
         )
         .route("/v1/datasets/{id}/records", get(records::read))
         .route("/v1/search", get(search::search))
+        .route("/v1/query", post(query::query))
+        .route(
+            "/v1/sources/{source}/tables/{table}/columns",
+            get(sources::columns),
+        )
         .route(
             "/v1/access-requests",
             get(access::list_requests).post(access::create_request),

@@ -23,7 +23,7 @@ use crate::node::Node;
 pub struct RecordParams {
     /// Comma-separated field names; default: every field the consumer may see.
     pub fields: Option<String>,
-    /// Filter expression (see docs/filter.md).
+    /// Filter expression (see docs/filter-language.md).
     pub filter: Option<String>,
     pub limit: Option<usize>,
     pub cursor: Option<String>,

@@ -64,6 +64,12 @@ pub struct AuditEvent {
     pub provider_dept: Option<String>,
     #[serde(default)]
     pub fields: Vec<String>,
+    /// Every dataset a cross-department query read (`dataset` names single reads).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub datasets: Vec<String>,
+    /// Departments owning `datasets`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub providers: Vec<String>,
     #[serde(default)]
     pub purpose: String,
     pub decision: Option<AuditDecision>,

@@ -34,7 +34,11 @@ pub struct Page {
 
 fn matches(q: &AuditQuery, scope: Option<&str>, r: &StoredRecord) -> bool {
     let e = &r.record.event;
-    let touches = |dept: &str| e.dept == dept || e.provider_dept.as_deref() == Some(dept);
+    let touches = |dept: &str| {
+        e.dept == dept
+            || e.provider_dept.as_deref() == Some(dept)
+            || e.providers.iter().any(|p| p == dept)
+    };
     scope.is_none_or(touches)
         && q.dept.as_deref().is_none_or(touches)
         && q.from
@@ -44,7 +48,7 @@ fn matches(q: &AuditQuery, scope: Option<&str>, r: &StoredRecord) -> bool {
         && q.principal.as_deref().is_none_or(|p| e.principal == p)
         && q.dataset
             .as_deref()
-            .is_none_or(|d| e.dataset.as_deref() == Some(d))
+            .is_none_or(|d| e.dataset.as_deref() == Some(d) || e.datasets.iter().any(|x| x == d))
         && q.decision.is_none_or(|d| e.decision == Some(d))
         && q.action.as_deref().is_none_or(|a| e.action == a)
 }

@@ -39,7 +39,10 @@ pub fn verify_file(path: &Path, anchor: Option<&AuditAnchor>, live: bool) -> Res
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut report = VerifyReport {
         node: None,
-        file: path.display().to_string(),
+        file: path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        ),
         ok: true,
         records: 0,
         head_seq: 0,

@@ -11,8 +11,14 @@ use yiwang_catalog::identity::SpiffeId;
 use super::*;
 use crate::config::NodeConfig;
 
+/// Prints JSON to stdout; a closed pipe (`yiwang … | head`) is not an error.
 fn print_json(v: &Value) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "{}",
+        serde_json::to_string_pretty(v).unwrap_or_default()
+    );
 }
 
 fn read_json_file(path: &Path) -> Result<Value> {
@@ -148,6 +154,52 @@ pub async fn run(cmd: Command) -> Result<i32> {
                 &conn, &dataset, &purpose, fields, filter, limit, cursor, &format, all,
             )
             .await
+        }
+        Command::Query {
+            sql,
+            file,
+            purpose,
+            format,
+            out,
+            conn,
+        } => {
+            let sql = match (sql, file) {
+                (Some(s), _) => s,
+                (None, Some(f)) => std::fs::read_to_string(&f)
+                    .with_context(|| format!("cannot read {}", f.display()))?,
+                (None, None) => bail!("give the SQL or --file"),
+            };
+            if format == "arrow" && out.is_none() {
+                bail!("--format arrow writes binary: give --out FILE");
+            }
+            let client = Client::new(&conn)?;
+            let resp = client
+                .send(
+                    client
+                        .request(Method::POST, "/v1/query")
+                        .json(&json!({"sql": sql, "purpose": purpose, "format": format})),
+                )
+                .await?;
+            let rows = resp
+                .headers()
+                .get("x-row-count")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("?")
+                .to_string();
+            let body = resp.bytes().await.context("cannot read the result")?;
+            match out {
+                Some(p) => {
+                    std::fs::write(&p, &body)
+                        .with_context(|| format!("cannot write {}", p.display()))?;
+                    eprintln!("{rows} rows written to {}", p.display());
+                }
+                None if format == "json" => {
+                    let v: Value = serde_json::from_slice(&body).context("bad JSON from server")?;
+                    print_json(&v);
+                }
+                None => std::io::stdout().write_all(&body)?,
+            }
+            Ok(0)
         }
         Command::Access(c) => access(c).await,
         Command::Grant(c) => grant(c).await,
@@ -370,6 +422,45 @@ async fn dataset(c: DatasetCommand) -> Result<i32> {
         }
         DatasetCommand::Import { file, chunk, conn } => {
             return import(&Client::new(&conn)?, "/v1/datasets/bulk", &file, chunk).await;
+        }
+        DatasetCommand::ImportSchema {
+            source,
+            table,
+            id,
+            dept,
+            conn,
+        } => {
+            let client = Client::new(&conn)?;
+            let me = client.get("/v1/whoami").await?;
+            let cols = client
+                .get(&format!("/v1/sources/{source}/tables/{table}/columns"))
+                .await?;
+            let fields: Vec<Value> = cols["columns"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|c| json!({"name": c["name"], "title": c["name"], "type": c["type"], "sensitivity": "internal"}))
+                .collect();
+            let skeleton = json!({
+                "id": id.unwrap_or_else(|| "<resource code>".into()),
+                "dept": dept.unwrap_or_else(|| me["dept"].as_str().unwrap_or_default().to_string()),
+                "title": "<名称>",
+                "summary": "<摘要>",
+                "keywords": [],
+                "theme": "<分类>",
+                "format": "table",
+                "share_type": "conditional",
+                "share_condition": "<共享条件>",
+                "open_type": "",
+                "update_cycle": "irregular",
+                "fields": fields,
+                "source": {"id": source, "table": table},
+            });
+            print_json(&skeleton);
+            eprintln!(
+                "{} fields read from {source}/{table}; complete titles, sensitivity and the placeholders, then `yiwang dataset register FILE`",
+                fields.len()
+            );
         }
     }
     Ok(0)

@@ -132,6 +132,26 @@ pub enum Command {
         #[command(flatten)]
         conn: Connection,
     },
+    /// Cross-department SQL over catalog datasets ("<dept-code>"."<dataset-id>")
+    Query {
+        /// The SQL text (or use --file)
+        #[arg(required_unless_present = "file")]
+        sql: Option<String>,
+        /// Read the SQL from this file
+        #[arg(long, conflicts_with = "sql")]
+        file: Option<PathBuf>,
+        /// Why you read the data (required; audited)
+        #[arg(long)]
+        purpose: String,
+        /// json | ndjson | csv | arrow
+        #[arg(long, default_value = "json")]
+        format: String,
+        /// Write the result to this file instead of stdout (needed for arrow)
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        conn: Connection,
+    },
     /// Access requests: ask, list, decide
     #[command(subcommand)]
     Access(AccessCommand),
@@ -348,6 +368,24 @@ pub enum DatasetCommand {
     /// Retire a dataset (steward)
     Retire {
         id: String,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Print a dataset skeleton whose fields are read from a source table, for a
+    /// steward to complete and register (steward or admin)
+    ImportSchema {
+        /// Source id from the node configuration
+        #[arg(long)]
+        source: String,
+        /// Table (or file stem / API path) in the source
+        #[arg(long)]
+        table: String,
+        /// Dataset id to put in the skeleton
+        #[arg(long)]
+        id: Option<String>,
+        /// Department code to put in the skeleton (default: yours)
+        #[arg(long)]
+        dept: Option<String>,
         #[command(flatten)]
         conn: Connection,
     },

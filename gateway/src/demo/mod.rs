@@ -131,6 +131,7 @@ pub fn node_config(layout: &Layout, spec: NodeSpec) -> Result<NodeConfig> {
         raft,
         limits: Default::default(),
         audit: Default::default(),
+        query: Default::default(),
         sources: layout.sources.clone(),
         base_dir: layout.dir.clone(),
     })

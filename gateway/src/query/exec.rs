@@ -1,0 +1,290 @@
+//! Running an authorised query: each dataset is registered as a view over its source
+//! that shows only the columns the consumer may see, masks the masked ones and keeps
+//! only the rows its grants allow; DataFusion pushes filters and projections through
+//! the view into the source.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::arrow::array::{Array, ArrayRef, StringArray};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::TableProvider;
+use datafusion::catalog::default_table_source::provider_as_source;
+use datafusion::catalog::view::ViewTable;
+use datafusion::common::Column;
+use datafusion::error::DataFusionError;
+use datafusion::execution::context::SessionContext;
+use datafusion::logical_expr::{
+    ColumnarValue, LogicalPlanBuilder, ScalarUDF, Volatility, create_udf,
+};
+use datafusion::prelude::{Expr, cast, lit};
+use futures::StreamExt;
+use yiwang_catalog::model::{Dataset, Masking};
+use yiwang_policies::ReadPlan;
+
+use super::QueryLimits;
+use super::plan::{Parsed, plan_error, register};
+use crate::api::ApiError;
+use crate::node::Node;
+
+const MASK_UDF: &str = "yiwang_mask";
+
+fn rule_name(m: Masking) -> &'static str {
+    match m {
+        Masking::IdCard => "id_card",
+        Masking::Phone => "phone",
+        Masking::Name => "name",
+        Masking::Address => "address",
+        Masking::Full => "full",
+        Masking::Null => "null",
+    }
+}
+
+fn rule_from(name: &str) -> Option<Masking> {
+    [
+        Masking::IdCard,
+        Masking::Phone,
+        Masking::Name,
+        Masking::Address,
+        Masking::Full,
+        Masking::Null,
+    ]
+    .into_iter()
+    .find(|m| rule_name(*m) == name)
+}
+
+/// `yiwang_mask(value, rule)`: the policy's masking as a SQL function.
+fn mask_udf() -> ScalarUDF {
+    create_udf(
+        MASK_UDF,
+        vec![DataType::Utf8, DataType::Utf8],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let rule = match &args[1] {
+                ColumnarValue::Scalar(s) => s.to_string(),
+                ColumnarValue::Array(_) => {
+                    return Err(DataFusionError::Execution(
+                        "mask rule must be a literal".into(),
+                    ));
+                }
+            };
+            let rule = rule_from(&rule)
+                .ok_or_else(|| DataFusionError::Execution(format!("unknown mask rule {rule}")))?;
+            let values = args[0].clone().into_array(1)?;
+            let strings = values
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .ok_or_else(|| DataFusionError::Execution("mask expects text".into()))?;
+            let masked: StringArray = strings
+                .iter()
+                .map(|v| {
+                    v.and_then(|s| {
+                        match yiwang_policies::masking::mask(
+                            &serde_json::Value::String(s.to_string()),
+                            rule,
+                        ) {
+                            serde_json::Value::String(m) => Some(m),
+                            _ => None,
+                        }
+                    })
+                })
+                .collect();
+            Ok(ColumnarValue::Array(Arc::new(masked) as ArrayRef))
+        }),
+    )
+}
+
+fn column(name: &str) -> Expr {
+    Expr::Column(Column::new_unqualified(name))
+}
+
+/// The view a consumer queries instead of the raw source table.
+fn view_for(
+    ctx: &SessionContext,
+    dataset: &Dataset,
+    raw: Arc<dyn TableProvider>,
+    plan: &ReadPlan,
+) -> Result<Arc<dyn TableProvider>, ApiError> {
+    let udf = Arc::new(mask_udf());
+    let raw_name = format!("{}__source", dataset.id);
+    let mut builder = LogicalPlanBuilder::scan(raw_name.as_str(), provider_as_source(raw), None)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    if let Some(rows) = &plan.row_filter {
+        builder = builder
+            .filter(yiwang_adapters::filter_to_expr(rows))
+            .map_err(|e| ApiError::internal(format!("grant row filter: {e}")))?;
+    }
+    let columns: Vec<Expr> = plan
+        .columns
+        .iter()
+        .map(|c| {
+            let name = c.field.name.as_str();
+            match c.mask {
+                None => column(name),
+                Some(rule) => udf
+                    .call(vec![
+                        cast(column(name), DataType::Utf8),
+                        lit(rule_name(rule)),
+                    ])
+                    .alias(name),
+            }
+        })
+        .collect();
+    let logical = builder
+        .project(columns)
+        .and_then(|b| b.build())
+        .map_err(|e| ApiError::internal(format!("view of {}: {e}", dataset.id)))?;
+    let _ = ctx;
+    Ok(Arc::new(ViewTable::new(logical, None)))
+}
+
+/// The result of a query, held in memory up to the row and memory limits.
+pub struct Results {
+    pub schema: datafusion::arrow::datatypes::SchemaRef,
+    pub batches: Vec<RecordBatch>,
+    pub rows: u64,
+}
+
+/// Executes `parsed` with each dataset served through its view.
+pub async fn execute(
+    node: &Node,
+    ctx: &SessionContext,
+    parsed: &Parsed,
+    plans: &BTreeMap<String, ReadPlan>,
+    limits: &QueryLimits,
+) -> Result<Results, ApiError> {
+    ctx.register_udf(mask_udf());
+    register(ctx, &parsed.datasets, |d| {
+        let source_ref = d.source.as_ref().ok_or_else(|| {
+            ApiError::new(
+                axum::http::StatusCode::CONFLICT,
+                "no_source",
+                format!(
+                    "dataset '{}' has no records source: it is catalogued for discovery only",
+                    d.id
+                ),
+            )
+        })?;
+        let source = node.sources.require(&source_ref.id)?;
+        let raw = source.table_provider(&source_ref.table, &d.fields)?;
+        view_for(ctx, d, raw, &plans[&d.id])
+    })?;
+    let state = ctx.state();
+    let plan = state
+        .statement_to_plan(parsed.statement.clone())
+        .await
+        .map_err(plan_error)?;
+    super::plan::sql_options()
+        .verify_plan(&plan)
+        .map_err(plan_error)?;
+    let df = datafusion::dataframe::DataFrame::new(state, plan);
+    let timeout = Duration::from_millis(limits.timeout_ms);
+    let run = async {
+        let schema = Arc::new(df.schema().as_arrow().clone());
+        let mut stream = df.execute_stream().await.map_err(exec_error)?;
+        let mut batches = Vec::new();
+        let mut rows = 0u64;
+        while let Some(batch) = stream.next().await {
+            let batch = batch.map_err(exec_error)?;
+            rows += batch.num_rows() as u64;
+            if rows > limits.max_rows {
+                return Err(ApiError::new(
+                    axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                    "too_many_rows",
+                    format!(
+                        "the result has more than {} rows; aggregate, filter or add a LIMIT",
+                        limits.max_rows
+                    ),
+                ));
+            }
+            batches.push(batch);
+        }
+        Ok(Results {
+            schema,
+            batches,
+            rows,
+        })
+    };
+    // Dropping the stream on timeout cancels DataFusion's tasks and, through the
+    // adapters, the queries running at the sources.
+    match tokio::time::timeout(timeout, run).await {
+        Ok(r) => r,
+        Err(_) => Err(ApiError::new(
+            axum::http::StatusCode::GATEWAY_TIMEOUT,
+            "query_timeout",
+            format!(
+                "the query did not finish within {} ms; narrow it or aggregate at the source",
+                limits.timeout_ms
+            ),
+        )),
+    }
+}
+
+/// Maps execution errors: memory limit, source failures (carried as adapter errors),
+/// anything else.
+fn exec_error(e: DataFusionError) -> ApiError {
+    if let DataFusionError::ResourcesExhausted(msg) = &e {
+        return ApiError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "memory_limit",
+            format!("the query needs more memory than allowed: {msg}; aggregate or filter more"),
+        );
+    }
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(err) = cur {
+        if let Some(a) = err.downcast_ref::<yiwang_adapters::AdapterError>() {
+            return a.clone().into();
+        }
+        if let Some(DataFusionError::ResourcesExhausted(msg)) =
+            err.downcast_ref::<DataFusionError>()
+        {
+            return ApiError::new(
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                "memory_limit",
+                format!("the query needs more memory than allowed: {msg}"),
+            );
+        }
+        cur = err.source();
+    }
+    let text = e.strip_backtrace();
+    ApiError::new(
+        axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+        "query_failed",
+        format!("the query failed: {text}"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mask_udf_masks_like_the_records_endpoint() {
+        let udf = mask_udf();
+        let input = ColumnarValue::Array(Arc::new(StringArray::from(vec![
+            Some("320602198001011234"),
+            None,
+        ])));
+        let out = udf
+            .invoke_with_args(datafusion::logical_expr::ScalarFunctionArgs {
+                args: vec![input, ColumnarValue::Scalar("id_card".into())],
+                arg_fields: vec![],
+                number_rows: 2,
+                return_field: Arc::new(datafusion::arrow::datatypes::Field::new(
+                    "x",
+                    DataType::Utf8,
+                    true,
+                )),
+                config_options: Arc::new(Default::default()),
+            })
+            .unwrap()
+            .into_array(2)
+            .unwrap();
+        let out = out.as_any().downcast_ref::<StringArray>().unwrap();
+        assert_eq!(out.value(0), "320602********1234");
+        assert!(out.is_null(1));
+    }
+}

@@ -1,0 +1,152 @@
+//! Cross-department SQL: one question over several departments' sources, answered
+//! without copying their data, under each provider's policy.
+//!
+//! 1. Parse: tables are `"<dept-code>"."<dataset-id>"` of active catalog datasets; only
+//!    queries (no DDL, DML or statements).
+//! 2. Plan against schema-only tables to learn which columns of which dataset the query
+//!    uses anywhere (select list, filters, joins, grouping, ordering, subqueries).
+//! 3. Authorise every dataset and every used column with the policy engine: a dataset
+//!    the consumer may not read is a 403 naming it, a column outside its grant a 403
+//!    naming the column. Masked columns stay masked wherever they are used, so filtering
+//!    or joining on them reveals nothing; grant row filters apply to every read.
+//! 4. Execute over views of the sources (masking and row filters built in) with limits
+//!    on rows, time and memory.
+
+mod exec;
+mod output;
+mod plan;
+
+use std::collections::BTreeMap;
+
+use datafusion::execution::context::{SessionConfig, SessionContext};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use serde::{Deserialize, Serialize};
+use yiwang_policies::{Principal, ReadPlan};
+
+pub use exec::Results;
+pub use output::{OutputFormat, encode};
+
+use crate::api::ApiError;
+use crate::node::Node;
+
+/// Limits of one query (`[query]` in node.toml).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueryLimits {
+    /// Most rows a result may have.
+    pub max_rows: u64,
+    /// Wall-clock limit of one query, sources included.
+    pub timeout_ms: u64,
+    /// Memory DataFusion may use for one query (joins, aggregates, sorts).
+    pub memory_mb: usize,
+    /// Longest accepted SQL text.
+    pub max_sql_bytes: usize,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        QueryLimits {
+            max_rows: 100_000,
+            timeout_ms: 30_000,
+            memory_mb: 256,
+            max_sql_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// What was touched, for the audit record.
+#[derive(Debug, Clone, Default)]
+pub struct Touched {
+    pub datasets: Vec<String>,
+    pub providers: Vec<String>,
+    /// `<dataset-id>.<field>` for every column used.
+    pub fields: Vec<String>,
+    /// The rules and grants that allowed it.
+    pub reasons: Vec<String>,
+    pub grants: Vec<String>,
+}
+
+fn session(limits: &QueryLimits) -> Result<SessionContext, ApiError> {
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_limit(limits.memory_mb << 20, 1.0)
+        .build_arc()
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let config = SessionConfig::new()
+        .with_target_partitions(2)
+        .with_information_schema(false);
+    Ok(SessionContext::new_with_config_rt(config, runtime))
+}
+
+/// Authorises and runs `sql` for `who`; `touched` is filled in as soon as it is known,
+/// so a refused query is audited with what it tried to read.
+pub async fn run(
+    node: &Node,
+    who: &Principal,
+    sql: &str,
+    touched: &mut Touched,
+) -> Result<Results, ApiError> {
+    let limits = &node.config.query;
+    if sql.trim().is_empty() {
+        return Err(ApiError::bad_request("invalid_sql", "sql is empty"));
+    }
+    if sql.len() > limits.max_sql_bytes {
+        return Err(ApiError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("sql is longer than {} bytes", limits.max_sql_bytes),
+        ));
+    }
+    let probe = session(limits)?;
+    let parsed = plan::parse(node, &probe, sql)?;
+    touched.datasets = parsed.datasets.keys().cloned().collect();
+    touched.providers = parsed.datasets.values().map(|d| d.dept.clone()).collect();
+    touched.providers.sort();
+    touched.providers.dedup();
+    let usage = plan::usage(&probe, &parsed).await?;
+    touched.fields = usage
+        .iter()
+        .flat_map(|(id, cols)| cols.iter().map(move |c| format!("{id}.{c}")))
+        .collect();
+
+    let now = yiwang_catalog::clock::now();
+    let mut plans: BTreeMap<String, ReadPlan> = BTreeMap::new();
+    for (id, d) in &parsed.datasets {
+        // Plan with the columns the query uses, so a conditional read is served under
+        // a grant that covers them all.
+        let used: Vec<String> = usage
+            .get(id)
+            .map(|u| u.iter().cloned().collect())
+            .unwrap_or_default();
+        let requested = (!used.is_empty()).then_some(used.as_slice());
+        let plan = node
+            .policy
+            .plan_read(who, d, requested, &now)
+            .await
+            .map_err(|e| match e {
+                yiwang_policies::PolicyError::Denied(m) if m.contains(id.as_str()) => {
+                    ApiError::forbidden(m)
+                }
+                yiwang_policies::PolicyError::Denied(m) => {
+                    ApiError::forbidden(format!("dataset '{id}': {m}"))
+                }
+                other => other.into(),
+            })?;
+        for c in usage.get(id).into_iter().flatten() {
+            if !plan.columns.iter().any(|p| &p.field.name == c) {
+                return Err(ApiError::forbidden(format!(
+                    "column '{c}' of dataset '{id}' is not covered by the grant of {}; request access to it",
+                    who.dept
+                )));
+            }
+        }
+        if let Some(rule) = &plan.decision.rule {
+            touched.reasons.push(format!("{id}: {rule}"));
+        }
+        if let Some(g) = &plan.decision.grant {
+            touched.grants.push(g.clone());
+        }
+        plans.insert(id.clone(), plan);
+    }
+    let ctx = session(limits)?;
+    exec::execute(node, &ctx, &parsed, &plans, limits).await
+}

@@ -1,0 +1,192 @@
+//! Parsing a cross-department query and finding what it touches, before any data is
+//! read.
+//!
+//! The SQL is parsed once. Its table references must be `"<dept-code>"."<dataset-id>"`
+//! of catalog datasets. The statement is then planned against schema-only tables (no
+//! data, no pushdown) and optimised: projection pushdown leaves on each table scan
+//! exactly the columns the query needs anywhere — select list, filters, joins, group
+//! by, order by, subqueries — which is what the policy must authorise.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use datafusion::catalog::MemorySchemaProvider;
+use datafusion::common::TableReference;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::datasource::empty::EmptyTable;
+use datafusion::execution::context::{SQLOptions, SessionContext};
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::sql::parser::Statement;
+use yiwang_catalog::model::{Dataset, DatasetStatus};
+
+use crate::api::ApiError;
+use crate::node::Node;
+
+/// A parsed query and the datasets it names.
+pub struct Parsed {
+    pub statement: Statement,
+    /// Datasets by id, each with the department code it was named under.
+    pub datasets: BTreeMap<String, Dataset>,
+}
+
+/// What the query reads of each dataset.
+pub type Usage = BTreeMap<String, BTreeSet<String>>;
+
+/// No DDL, no DML, no `SET`: a query only reads.
+pub fn sql_options() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+}
+
+fn bad_sql(message: impl Into<String>) -> ApiError {
+    ApiError::bad_request("invalid_sql", message)
+}
+
+/// Maps planning errors (syntax, unknown column, type errors, forbidden statements) to a
+/// 400 that keeps DataFusion's explanation.
+pub fn plan_error(e: datafusion::error::DataFusionError) -> ApiError {
+    let text = e.strip_backtrace();
+    if text.contains("DDL not supported")
+        || text.contains("DML not supported")
+        || text.contains("Statement not supported")
+    {
+        return ApiError::bad_request(
+            "statement_not_allowed",
+            format!("only queries (SELECT, WITH …) are allowed: {text}"),
+        );
+    }
+    if text.contains("only supports a single SQL statement") {
+        return bad_sql("send one statement per request");
+    }
+    bad_sql(text)
+}
+
+/// Parses `sql` and resolves its tables to catalog datasets.
+pub fn parse(node: &Node, ctx: &SessionContext, sql: &str) -> Result<Parsed, ApiError> {
+    let state = ctx.state();
+    let statement = state
+        .sql_to_statement(sql, &datafusion::config::Dialect::Generic)
+        .map_err(plan_error)?;
+    if !matches!(&statement, Statement::Statement(s) if matches!(**s, datafusion::sql::sqlparser::ast::Statement::Query(_)))
+    {
+        return Err(ApiError::bad_request(
+            "statement_not_allowed",
+            "only queries (SELECT, WITH …) are allowed",
+        ));
+    }
+    let refs = state
+        .resolve_table_references(&statement)
+        .map_err(plan_error)?;
+    if refs.is_empty() {
+        return Err(bad_sql(
+            "the query reads no dataset; name tables as \"<dept-code>\".\"<dataset-id>\"",
+        ));
+    }
+    let mut datasets = BTreeMap::new();
+    let catalog = node.state.read();
+    for r in refs {
+        let (schema, table) = match &r {
+            TableReference::Partial { schema, table } => (schema.to_string(), table.to_string()),
+            TableReference::Full {
+                catalog: c,
+                schema,
+                table,
+            } => {
+                return Err(bad_sql(format!(
+                    "table {c}.{schema}.{table}: name tables as \"<dept-code>\".\"<dataset-id>\" without a catalog"
+                )));
+            }
+            TableReference::Bare { table } => {
+                return Err(bad_sql(format!(
+                    "table \"{table}\": name tables as \"<dept-code>\".\"<dataset-id>\" (quoted, with the department)"
+                )));
+            }
+        };
+        let d = catalog
+            .datasets
+            .get(&table)
+            .filter(|d| d.dept == schema)
+            .ok_or_else(|| {
+                ApiError::not_found(format!(
+                    "table \"{schema}\".\"{table}\" is not a dataset of the catalog (identifiers are case-sensitive when quoted)"
+                ))
+            })?;
+        if d.status == DatasetStatus::Retired {
+            return Err(ApiError::new(
+                axum::http::StatusCode::GONE,
+                "retired",
+                format!("dataset '{table}' is retired"),
+            ));
+        }
+        datasets.insert(table, d.clone());
+    }
+    Ok(Parsed {
+        statement,
+        datasets,
+    })
+}
+
+/// Registers `datasets[*]` under their departments in `ctx` using `make`.
+pub fn register<F>(
+    ctx: &SessionContext,
+    datasets: &BTreeMap<String, Dataset>,
+    mut make: F,
+) -> Result<(), ApiError>
+where
+    F: FnMut(&Dataset) -> Result<Arc<dyn datafusion::catalog::TableProvider>, ApiError>,
+{
+    let catalog = ctx
+        .catalog("datafusion")
+        .ok_or_else(|| ApiError::internal("no default catalog"))?;
+    for d in datasets.values() {
+        if catalog.schema(&d.dept).is_none() {
+            catalog
+                .register_schema(&d.dept, Arc::new(MemorySchemaProvider::new()))
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+        }
+        ctx.register_table(
+            TableReference::partial(d.dept.as_str(), d.id.as_str()),
+            make(d)?,
+        )
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// Plans the statement against schema-only tables and returns, per dataset, the columns
+/// it uses anywhere.
+pub async fn usage(ctx: &SessionContext, parsed: &Parsed) -> Result<Usage, ApiError> {
+    register(ctx, &parsed.datasets, |d| {
+        Ok(Arc::new(EmptyTable::new(yiwang_adapters::arrow_schema(
+            &d.fields,
+        ))))
+    })?;
+    let state = ctx.state();
+    let plan = state
+        .statement_to_plan(parsed.statement.clone())
+        .await
+        .map_err(plan_error)?;
+    sql_options().verify_plan(&plan).map_err(plan_error)?;
+    let optimized = state.optimize(&plan).map_err(plan_error)?;
+    let mut usage: Usage = BTreeMap::new();
+    optimized
+        .apply_with_subqueries(|node| {
+            if let LogicalPlan::TableScan(scan) = node {
+                let id = scan.table_name.table().to_string();
+                let schema = scan.source.schema();
+                let used = usage.entry(id).or_default();
+                match &scan.projection {
+                    Some(cols) => used.extend(cols.iter().map(|i| schema.field(*i).name().clone())),
+                    None => used.extend(schema.fields().iter().map(|f| f.name().clone())),
+                }
+                for f in &scan.filters {
+                    used.extend(f.column_refs().into_iter().map(|c| c.name.clone()));
+                }
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })
+        .map_err(plan_error)?;
+    Ok(usage)
+}

@@ -1,0 +1,348 @@
+//! Cross-department SQL through the gateway: the Nantong scenario, policy in the plan,
+//! output formats and the bad inputs.
+
+use serde_json::{Value, json};
+use yiwang_tests::{Api, DemoNode};
+
+/// The scenario: the plant ordered shut that still receives hazardous goods at night and
+/// uses power at night.
+const SCENARIO: &str = r#"
+WITH night_trucks AS (
+  SELECT consignee_uscc AS uscc, count(*) AS night_entries
+  FROM "320600-JTJ"."320600-JTJ-00001"
+  WHERE date_part('hour', pass_time) >= 22 OR date_part('hour', pass_time) < 5
+  GROUP BY consignee_uscc),
+night_power AS (
+  SELECT uscc, sum(kwh) AS night_kwh
+  FROM "320600-GDGS"."320600-GDGS-00001"
+  WHERE date_part('hour', hour) >= 22 OR date_part('hour', hour) < 5
+  GROUP BY uscc)
+SELECT e.uscc, e.name, t.night_entries, p.night_kwh
+FROM "320600-YJJ"."320600-YJJ-00001" e
+JOIN night_trucks t ON t.uscc = e.uscc
+JOIN night_power p ON p.uscc = e.uscc
+WHERE e.status = '责令关停'
+"#;
+
+fn query(api: &Api, sql: &str) -> yiwang_tests::Resp {
+    api.post(
+        "/v1/query",
+        &json!({"sql": sql, "purpose": "核查责令关停企业夜间生产"}),
+    )
+}
+
+/// Requests access for the consumer and approves it as the provider's steward.
+fn grant(node: &DemoNode, consumer: &str, steward: &str, dataset: &str, fields: &[&str]) {
+    let r = node.client(consumer).post(
+        "/v1/access-requests",
+        &json!({"dataset": dataset, "fields": fields, "purpose": "核查责令关停企业夜间生产"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    let r = node
+        .client(steward)
+        .post(&format!("/v1/access-requests/{id}/approve"), &json!({}));
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[test]
+fn the_scenario_query_finds_the_plant_only_with_the_grants_it_needs() {
+    let node = DemoNode::start();
+    let api = node.client("dsj-system");
+
+    let r = query(&api, SCENARIO);
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(
+        r.message().contains("320600-GDGS-00001") || r.message().contains("320600-JTJ-00001"),
+        "{}",
+        r.body
+    );
+
+    grant(
+        &node,
+        "dsj-system",
+        "jtj-steward",
+        "320600-JTJ-00001",
+        &["consignee_uscc", "pass_time"],
+    );
+    let r = query(&api, SCENARIO);
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(
+        r.message().contains("320600-GDGS-00001"),
+        "the missing grant is named: {}",
+        r.body
+    );
+
+    // A grant without the column the query needs: the column is named.
+    grant(
+        &node,
+        "dsj-system",
+        "gdgs-steward",
+        "320600-GDGS-00001",
+        &["uscc", "kwh"],
+    );
+    let r = query(&api, SCENARIO);
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(
+        r.message().contains("'hour'"),
+        "the column is named: {}",
+        r.body
+    );
+
+    grant(
+        &node,
+        "dsj-system",
+        "gdgs-steward",
+        "320600-GDGS-00001",
+        &["uscc", "hour", "kwh"],
+    );
+    let r = query(&api, SCENARIO);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let body = r.json();
+    let rows = body["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "exactly the shut-down plant: {body}");
+    assert_eq!(rows[0]["uscc"], "91320600MA1P5X7Q2K");
+    assert_eq!(rows[0]["name"], "南通恒昌化工有限公司");
+    assert!(rows[0]["night_entries"].as_i64().unwrap() >= 20, "{body}");
+    assert!(rows[0]["night_kwh"].as_f64().unwrap() > 5000.0, "{body}");
+    assert_eq!(r.header("x-row-count").as_deref(), Some("1"));
+
+    // The audit record names every dataset and field the query touched.
+    let rid = r.header("x-request-id").unwrap();
+    let audit = node
+        .client("auditor")
+        .get("/v1/audit?action=query.run&limit=100")
+        .json();
+    let rec = audit["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["request_id"] == rid.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(rec["decision"], "allow");
+    assert_eq!(rec["rows"], 1);
+    assert_eq!(
+        rec["datasets"],
+        json!(["320600-GDGS-00001", "320600-JTJ-00001", "320600-YJJ-00001"])
+    );
+    assert_eq!(
+        rec["providers"],
+        json!(["320600-GDGS", "320600-JTJ", "320600-YJJ"])
+    );
+    let fields: Vec<&str> = rec["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    for f in [
+        "320600-JTJ-00001.pass_time",
+        "320600-GDGS-00001.hour",
+        "320600-GDGS-00001.kwh",
+        "320600-YJJ-00001.status",
+    ] {
+        assert!(fields.contains(&f), "{f} missing from {fields:?}");
+    }
+    // Each provider's department auditor sees it.
+    let yjj = node
+        .client("yjj-auditor")
+        .get("/v1/audit?action=query.run&limit=100")
+        .json();
+    assert!(
+        yjj["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["request_id"] == rid.as_str())
+    );
+}
+
+#[test]
+fn masked_and_hidden_columns_cannot_leak() {
+    let node = DemoNode::start();
+    let api = node.client("dsj-system");
+    // Masked values come out masked.
+    let r = query(
+        &api,
+        r#"SELECT uscc, legal_rep_id FROM "320600-YJJ"."320600-YJJ-00001" ORDER BY uscc LIMIT 3"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    for row in r.json()["rows"].as_array().unwrap() {
+        assert!(
+            row["legal_rep_id"].as_str().unwrap().contains("********"),
+            "{row}"
+        );
+    }
+    // Filtering on a masked column compares masked values: a real ID finds nothing.
+    let own = node.client("yjj-system").read(
+        "/v1/datasets/320600-YJJ-00001/records?limit=1&fields=legal_rep_id",
+        "p",
+    );
+    let real = own.json()["rows"][0]["legal_rep_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = query(
+        &api,
+        &format!(
+            r#"SELECT uscc FROM "320600-YJJ"."320600-YJJ-00001" WHERE legal_rep_id = '{real}'"#
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.json()["rows"].as_array().unwrap().len(),
+        0,
+        "a masked column must not match real values"
+    );
+    // A column outside the grant cannot be used anywhere: select, filter, join, order.
+    grant(
+        &node,
+        "dsj-system",
+        "jtj-steward",
+        "320600-JTJ-00001",
+        &["plate", "pass_time"],
+    );
+    for sql in [
+        r#"SELECT driver_phone FROM "320600-JTJ"."320600-JTJ-00001""#,
+        r#"SELECT plate FROM "320600-JTJ"."320600-JTJ-00001" WHERE driver_phone LIKE '138%'"#,
+        r#"SELECT count(*) FROM "320600-JTJ"."320600-JTJ-00001" GROUP BY driver_phone"#,
+        r#"SELECT plate FROM "320600-JTJ"."320600-JTJ-00001" ORDER BY driver_phone"#,
+        r#"SELECT t.plate FROM "320600-JTJ"."320600-JTJ-00001" t JOIN "320600-YJJ"."320600-YJJ-00001" e ON e.contact_phone = t.driver_phone"#,
+    ] {
+        let r = query(&api, sql);
+        assert_eq!(r.status, 403, "{sql}: {}", r.body);
+        assert!(
+            r.message().contains("driver_"),
+            "{sql}: the column is named: {}",
+            r.body
+        );
+    }
+    // `*` includes columns outside the grant: the first of them is named.
+    let r = query(&api, r#"SELECT * FROM "320600-JTJ"."320600-JTJ-00001""#);
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.message().contains("'checkpoint'"), "{}", r.body);
+    let r = query(
+        &api,
+        r#"SELECT count(*) AS n FROM "320600-JTJ"."320600-JTJ-00001" WHERE pass_time >= '2026-10-15'"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.json()["rows"][0]["n"].as_i64().unwrap() > 0);
+    // none datasets never leave their department, even in a query.
+    let r = query(
+        &api,
+        r#"SELECT count(*) FROM "320600-YJJ"."320600-YJJ-00002""#,
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.message().contains("320600-YJJ-00002"), "{}", r.body);
+}
+
+#[test]
+fn output_formats() {
+    let node = DemoNode::start();
+    let api = node.client("dsj-system");
+    let sql =
+        r#"SELECT uscc, name, capacity FROM "320600-YJJ"."320600-YJJ-00001" ORDER BY uscc LIMIT 5"#;
+    let send = |format: &str| {
+        api.post(
+            "/v1/query",
+            &json!({"sql": sql, "purpose": "p", "format": format}),
+        )
+    };
+    let j = send("json");
+    assert_eq!(j.json()["columns"], json!(["uscc", "name", "capacity"]));
+    assert_eq!(j.json()["row_count"], 5);
+    let n = send("ndjson");
+    assert_eq!(
+        n.header("content-type").as_deref(),
+        Some("application/x-ndjson")
+    );
+    let lines: Vec<Value> = n
+        .body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 5);
+    assert_eq!(lines[0]["uscc"], j.json()["rows"][0]["uscc"]);
+    let c = send("csv");
+    assert!(c.body.starts_with("uscc,name,capacity"), "{}", c.body);
+    assert_eq!(c.body.lines().count(), 6);
+    let a = api.send(
+        api.req(reqwest::Method::POST, "/v1/query")
+            .header("accept", "application/vnd.apache.arrow.stream")
+            .json(&json!({"sql": sql, "purpose": "p"})),
+    );
+    assert_eq!(a.status, 200);
+    assert_eq!(
+        a.header("content-type").as_deref(),
+        Some("application/vnd.apache.arrow.stream")
+    );
+    assert_eq!(a.header("x-row-count").as_deref(), Some("5"));
+}
+
+#[test]
+fn bad_queries_get_clear_errors() {
+    let node = DemoNode::start();
+    let api = node.client("dsj-system");
+    let t = r#""320600-YJJ"."320600-YJJ-00001""#;
+    let cases: Vec<(String, u16, &str, &str)> = vec![
+        ("SELEC 1".into(), 400, "invalid_sql", ""),
+        (format!("SELECT nope FROM {t}"), 400, "invalid_sql", "nope"),
+        (
+            r#"SELECT * FROM "320600-YJJ"."NOPE-1""#.into(),
+            404,
+            "not_found",
+            "NOPE-1",
+        ),
+        (
+            "SELECT * FROM hazchem_enterprises".into(),
+            400,
+            "invalid_sql",
+            "<dept-code>",
+        ),
+        (format!("DROP TABLE {t}"), 400, "statement_not_allowed", ""),
+        (
+            format!("INSERT INTO {t} (uscc) VALUES ('x')"),
+            400,
+            "statement_not_allowed",
+            "",
+        ),
+        (format!("DELETE FROM {t}"), 400, "statement_not_allowed", ""),
+        (
+            format!("SELECT uscc FROM {t}; SELECT name FROM {t}"),
+            400,
+            "invalid_sql",
+            "one statement",
+        ),
+        ("SELECT 1".into(), 400, "invalid_sql", "reads no dataset"),
+        ("".into(), 400, "invalid_sql", "empty"),
+    ];
+    for (sql, status, code, needle) in cases {
+        let r = query(&api, &sql);
+        assert_eq!(r.status, status, "{sql}: {}", r.body);
+        assert_eq!(r.code(), code, "{sql}: {}", r.body);
+        assert!(r.message().contains(needle), "{sql}: {}", r.body);
+    }
+    let r = api.post(
+        "/v1/query",
+        &json!({"sql": format!("SELECT uscc FROM {t}")}),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.message().contains("purpose"), "{}", r.body);
+    let r = api.post(
+        "/v1/query",
+        &json!({"sql": format!("SELECT uscc FROM {t}"), "purpose": "p", "format": "xml"}),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    // Too many rows: a cross join of two tables is refused, and the node stays up.
+    let r = query(
+        &api,
+        &format!("SELECT a.uscc FROM {t} a, {t} b, {t} c, {t} d"),
+    );
+    assert_eq!(r.status, 413, "{}", r.body);
+    assert_eq!(r.code(), "too_many_rows");
+    assert_eq!(
+        query(&api, &format!("SELECT count(*) FROM {t}")).status,
+        200
+    );
+}
