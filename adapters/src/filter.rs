@@ -14,6 +14,10 @@ use crate::arrow::{parse_date, parse_datetime};
 
 /// The filter as a DataFusion expression over columns named like the fields.
 ///
+/// `like` keeps the filter language's meaning: `%` and `_` are the only special
+/// characters (a backslash is an ordinary one), and matching is case-sensitive, as
+/// everywhere in DataFusion.
+///
 /// Literals keep the filter language's types (strings as `Utf8`, integers as `Int64`,
 /// decimals as `Float64`); DataFusion coerces them to the column types when planning.
 /// DataFusion parses `'YYYY-MM-DD'` and `'YYYY-MM-DD HH:MM:SS'` as dates and times, but
@@ -103,7 +107,9 @@ fn convert(filter: &Filter, value: &dyn Fn(&str, &Literal) -> Expr) -> Expr {
         } => Expr::Like(Like::new(
             *negated,
             Box::new(ident(field)),
-            Box::new(lit(pattern.clone())),
+            // The filter language has no escape character; DataFusion's LIKE takes `\`
+            // as one unless it is doubled.
+            Box::new(lit(pattern.replace('\\', "\\\\"))),
             None,
             false,
         )),
@@ -131,6 +137,42 @@ mod tests {
             "status = Utf8(\"责令关停\") AND (capacity >= Int64(10) OR a NOT IN ([Int64(1), Float64(2.5)])) \
              AND b IS NOT NULL AND c NOT LIKE Utf8(\"苏F%\") AND d BETWEEN Int64(1) AND Int64(3)"
         );
+    }
+
+    #[tokio::test]
+    async fn like_has_no_escape_character() {
+        use datafusion::arrow::array::StringArray;
+        use datafusion::arrow::datatypes::{DataType, Field as ArrowField, Schema};
+        use datafusion::arrow::record_batch::RecordBatch;
+        use datafusion::prelude::SessionContext;
+        use std::sync::Arc;
+
+        let schema = Arc::new(Schema::new(vec![ArrowField::new(
+            "s",
+            DataType::Utf8,
+            true,
+        )]));
+        let values = StringArray::from(vec!["a\\x", "a%", "ab", "A\\%"]);
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(values)]).unwrap();
+        let ctx = SessionContext::new();
+        let frame = ctx.read_batch(batch).unwrap();
+        let filter = parse(r"s like 'a\%'").unwrap();
+        let rows = frame
+            .filter(filter_to_expr(&filter))
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let kept = rows[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap()
+            .iter()
+            .flatten()
+            .map(str::to_string)
+            .collect::<Vec<_>>();
+        assert_eq!(kept, ["a\\x"]);
     }
 
     #[test]

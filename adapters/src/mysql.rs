@@ -289,7 +289,29 @@ impl Inner {
                 },
             },
             mysql_async::Error::Io(io) => self.unavailable(format!("cannot connect: {io}")),
-            mysql_async::Error::Driver(driver) => self.unavailable(driver.to_string()),
+            mysql_async::Error::Driver(driver) => {
+                use mysql_async::DriverError as D;
+                match driver {
+                    D::ConnectionClosed
+                    | D::PoolDisconnected
+                    | D::CantParseServerVersion { .. }
+                    | D::UnknownAuthPlugin { .. }
+                    | D::MysqlOldPasswordDisabled
+                    | D::NoClientSslFlagFromServer
+                    | D::CleartextPluginDisabled
+                    | D::NamedPipesDisabled
+                    | D::InvalidParsecSalt => self.unavailable(driver.to_string()),
+                    // Their messages would show the value.
+                    D::FromValue { .. } | D::FromRow { .. } => AdapterError::Source {
+                        source_id: self.id.clone(),
+                        message: "a value has an unexpected type".to_string(),
+                    },
+                    other => AdapterError::Source {
+                        source_id: self.id.clone(),
+                        message: other.to_string(),
+                    },
+                }
+            }
             mysql_async::Error::Other(other) => AdapterError::Source {
                 source_id: self.id.clone(),
                 message: other.to_string(),

@@ -39,6 +39,8 @@ use crate::sql::is_identifier;
 
 /// How long connecting to the server may take before the source counts as down.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Prepared statements kept per connection before the cache starts over.
+const STATEMENT_CACHE_SIZE: usize = 256;
 
 /// A PostgreSQL database.
 pub struct PostgresSource {
@@ -361,6 +363,10 @@ async fn stream_rows(
     ctx: &ScanContext,
     tx: &BatchSender,
 ) -> Result<(), Failure> {
+    // Statements differ by projection and filters: keep the per-connection cache small.
+    if client.statement_cache.size() >= STATEMENT_CACHE_SIZE {
+        client.statement_cache.clear();
+    }
     let stmt = client.prepare_cached(&query.sql).await?;
     let params: Vec<Box<dyn ToSql + Sync + Send>> = query
         .params

@@ -492,3 +492,6 @@ fn is_source_id(id: &str) -> bool {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
+
+#[cfg(test)]
+mod tests;

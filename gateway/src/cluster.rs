@@ -64,6 +64,9 @@ pub struct ForwardError {
 enum Attempt {
     /// Not the leader; the leader if known.
     NotLeader(Option<BasicNode>),
+    /// Worth another try within the patience window (e.g. a quorum not confirmed in
+    /// time under load); the error is reported if patience runs out.
+    Retry(ApiError),
     Failed(ApiError),
 }
 
@@ -98,12 +101,17 @@ impl Node {
     /// leader is known (an election), it retries for up to a few election timeouts.
     pub async fn on_leader(&self, op: LeaderOp) -> Result<LeaderReply, ApiError> {
         let patience = Duration::from_millis(self.config.raft.election_timeout_max_ms * 4)
-            .max(Duration::from_secs(3));
+            .max(Duration::from_secs(5));
         let deadline = tokio::time::Instant::now() + patience;
+        let mut last_error: Option<ApiError> = None;
         loop {
             let leader = match self.run_local(&op).await {
                 Ok(reply) => return Ok(reply),
                 Err(Attempt::Failed(e)) => return Err(e),
+                Err(Attempt::Retry(e)) => {
+                    last_error = Some(e);
+                    None
+                }
                 Err(Attempt::NotLeader(leader)) => leader,
             };
             if let Some(leader) = leader {
@@ -115,9 +123,11 @@ impl Node {
                 }
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(ApiError::unavailable(format!(
-                    "no reachable leader within {patience:?}; the cluster may have lost its quorum"
-                )));
+                return Err(last_error.unwrap_or_else(|| {
+                    ApiError::unavailable(format!(
+                        "no reachable leader within {patience:?}; the cluster may have lost its quorum"
+                    ))
+                }));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -140,14 +150,14 @@ impl Node {
                     )))),
                 }
             }
-            LeaderOp::ReadIndex => match self.read_index().await {
+            LeaderOp::ReadIndex => match self.confirm_leadership().await {
                 Ok((read, _applied)) => Ok(LeaderReply::ReadIndex {
                     index: read.map_or(0, |l| l.index),
                 }),
                 Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
                     Err(Attempt::NotLeader(f.leader_node))
                 }
-                Err(e) => Err(Attempt::Failed(ApiError::unavailable(format!(
+                Err(e) => Err(Attempt::Retry(ApiError::unavailable(format!(
                     "cannot confirm leadership for a linearizable read: {e}; add ?consistency=stale to read locally"
                 )))),
             },
@@ -214,7 +224,7 @@ impl Node {
 
     /// Confirms leadership with a quorum (bounded in time: a leader cut off from its
     /// majority must not hang readers).
-    async fn read_index(
+    async fn confirm_leadership(
         &self,
     ) -> Result<
         (Option<openraft::LogId<u64>>, Option<openraft::LogId<u64>>),
@@ -282,13 +292,24 @@ impl Node {
     /// Server side of `/raft/forward`: run here, or say who the leader is.
     pub async fn serve_forward(&self, op: LeaderOp) -> Result<LeaderReply, ForwardError> {
         match self.run_local(&op).await {
-            Ok(reply) => Ok(reply),
+            Ok(reply) => {
+                // The follower that forwarded this waits until it has applied the entry,
+                // and followers learn the commit index from the next AppendEntries: send
+                // one now rather than at the next heartbeat.
+                if matches!(
+                    reply,
+                    LeaderReply::Written { .. } | LeaderReply::Membership { .. }
+                ) {
+                    let _ = self.raft.trigger().heartbeat().await;
+                }
+                Ok(reply)
+            }
             Err(Attempt::NotLeader(_)) => Err(ForwardError {
                 status: 503,
                 code: "not_leader".into(),
                 message: "this node is no longer the leader".into(),
             }),
-            Err(Attempt::Failed(e)) => Err(ForwardError {
+            Err(Attempt::Failed(e) | Attempt::Retry(e)) => Err(ForwardError {
                 status: e.status.as_u16(),
                 code: e.code.into(),
                 message: e.message,

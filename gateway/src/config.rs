@@ -83,6 +83,10 @@ pub struct RaftConfig {
     pub keep_logs: u64,
     /// Local address for connections to other nodes (default: chosen by the OS).
     pub bind_ip: Option<std::net::IpAddr>,
+    /// Most entries in one AppendEntries message. openraft gives each message one
+    /// heartbeat interval to arrive, so a message must stay small: with bulk entries of
+    /// `limits.bulk_batch` datasets, 16 entries are about 1 MB.
+    pub max_payload_entries: u64,
 }
 
 impl Default for RaftConfig {
@@ -94,6 +98,7 @@ impl Default for RaftConfig {
             snapshot_logs: 10_000,
             keep_logs: 1_000,
             bind_ip: None,
+            max_payload_entries: 16,
         }
     }
 }
@@ -120,7 +125,7 @@ impl Default for Limits {
             max_bulk_bytes: 64 << 20,
             default_rows: 100,
             max_rows: 10_000,
-            bulk_batch: 500,
+            bulk_batch: 100,
         }
     }
 }
@@ -208,6 +213,9 @@ impl NodeConfig {
             {
                 bail!("admins[{i}]: '{a}' is not a department principal's SPIFFE ID");
             }
+        }
+        if self.raft.max_payload_entries == 0 {
+            bail!("raft: max_payload_entries must be positive");
         }
         if self.limits.bulk_batch == 0 {
             bail!("limits: bulk_batch must be positive");

@@ -35,6 +35,10 @@ pub struct Node {
     pub audit: AuditLog,
     /// HTTPS client with this node's certificate, for Raft RPC and forwarding.
     pub peer: reqwest::Client,
+    /// Linearizable reads waiting for the next leadership confirmation.
+    reads: std::sync::Mutex<ReadRounds>,
+    /// Start-up work (the demo seed) still running: not ready until it is done.
+    pub starting: std::sync::atomic::AtomicBool,
     pub metrics: Metrics,
     /// Last log index the policy enforcer reflects.
     pub policy_applied: watch::Receiver<u64>,
@@ -42,6 +46,13 @@ pub struct Node {
     pub search_applied: watch::Receiver<u64>,
     /// Last log index applied to the catalog state.
     pub applied: watch::Receiver<u64>,
+}
+
+/// Reads waiting for a leadership confirmation, and whether a round is running.
+#[derive(Default)]
+struct ReadRounds {
+    running: bool,
+    waiting: Vec<tokio::sync::oneshot::Sender<Result<u64, ApiError>>>,
 }
 
 /// How long a write waits for the policy view to catch up before answering anyway.
@@ -64,6 +75,9 @@ impl Node {
             election_timeout_max: config.raft.election_timeout_max_ms,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.raft.snapshot_logs),
             max_in_snapshot_log_to_keep: config.raft.keep_logs,
+            // openraft bounds each AppendEntries by the heartbeat interval: keep messages
+            // small enough to cross within it even when entries carry bulk imports.
+            max_payload_entries: config.raft.max_payload_entries,
             ..Default::default()
         }
         .validate()
@@ -133,6 +147,7 @@ impl Node {
             metrics.clone(),
         ));
 
+        let seeding = config.demo_seed.is_some();
         let node = Arc::new(Node {
             config,
             raft,
@@ -142,6 +157,8 @@ impl Node {
             sources,
             audit,
             peer,
+            reads: std::sync::Mutex::new(ReadRounds::default()),
+            starting: std::sync::atomic::AtomicBool::new(seeding),
             metrics,
             policy_applied,
             search_applied,
@@ -183,26 +200,71 @@ impl Node {
     }
 
     /// Linearizable read barrier: returns once this node's state includes every write
-    /// committed before the call (a no-op for `stale` reads). On a follower the read
-    /// index comes from the leader.
-    pub async fn read_barrier(&self, stale: bool) -> Result<(), ApiError> {
+    /// committed before the call (for `stale` reads: once the policy view has caught up
+    /// with the local state). On a follower the read index comes from the leader.
+    ///
+    /// Concurrent reads share leadership confirmations: a read joins the next round that
+    /// starts after it arrived (never one already under way, which could miss a write
+    /// acknowledged just before the read), so one quorum round serves every read that
+    /// arrived while the previous round ran — like etcd's batched ReadIndex.
+    pub async fn read_barrier(self: &Arc<Self>, stale: bool) -> Result<(), ApiError> {
         if stale {
-            // Local state, but never a policy view older than the local state.
             let applied = *self.applied.borrow();
             self.wait_applied(applied).await;
             return Ok(());
         }
-        match self.on_leader(LeaderOp::ReadIndex).await? {
-            LeaderReply::ReadIndex { index } => {
-                self.wait_applied(index).await;
-                Ok(())
+        let index = self.read_index().await?;
+        self.wait_applied(index).await;
+        Ok(())
+    }
+
+    /// The index a linearizable read must wait for, from a shared leadership round.
+    pub async fn read_index(self: &Arc<Self>) -> Result<u64, ApiError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let start = {
+            let mut r = self.reads.lock().unwrap_or_else(|e| e.into_inner());
+            r.waiting.push(tx);
+            !std::mem::replace(&mut r.running, true)
+        };
+        if start {
+            tokio::spawn(self.clone().run_read_rounds());
+        }
+        rx.await
+            .map_err(|_| ApiError::unavailable("read barrier dropped"))?
+    }
+
+    /// Runs leadership confirmations while reads are waiting.
+    async fn run_read_rounds(self: Arc<Self>) {
+        loop {
+            let batch = {
+                let mut r = self.reads.lock().unwrap_or_else(|e| e.into_inner());
+                if r.waiting.is_empty() {
+                    r.running = false;
+                    return;
+                }
+                std::mem::take(&mut r.waiting)
+            };
+            let result = match self.on_leader(LeaderOp::ReadIndex).await {
+                Ok(LeaderReply::ReadIndex { index }) => Ok(index),
+                Ok(other) => Err(ApiError::internal(format!("unexpected reply {other:?}"))),
+                Err(e) => Err(e),
+            };
+            for w in batch {
+                let _ = w.send(result.clone());
             }
-            other => Err(ApiError::internal(format!("unexpected reply {other:?}"))),
         }
     }
 
     /// Ready to serve: a leader is known and the views caught up with the applied state.
     pub fn readiness(&self) -> Result<(), String> {
+        if self.starting.load(std::sync::atomic::Ordering::Acquire) {
+            return Err("start-up work (seeding) is still running".into());
+        }
+        self.serving()
+    }
+
+    /// A leader is known and the views have caught up (readiness without start-up work).
+    fn serving(&self) -> Result<(), String> {
         let m = self.raft.metrics().borrow().clone();
         if m.current_leader.is_none() {
             return Err("no leader elected".into());
@@ -211,17 +273,44 @@ impl Node {
         if *self.policy_applied.borrow() < applied {
             return Err("policy view is catching up".into());
         }
-        if *self.search_applied.borrow() < applied {
-            return Err("search index is catching up".into());
+        // The search index may trail by up to one commit interval; it is ready once it
+        // has caught up with the state it started from.
+        if *self.search_applied.borrow() == 0 && applied > 0 {
+            return Err("search index is being built".into());
         }
+        Ok(())
+    }
+
+    /// Waits until the search index includes everything applied so far (it trails by up
+    /// to one commit interval).
+    pub async fn wait_search(&self, timeout: Duration) -> Result<()> {
+        let target = *self.applied.borrow();
+        let mut rx = self.search_applied.clone();
+        tokio::time::timeout(timeout, rx.wait_for(|i| *i >= target))
+            .await
+            .map_err(|_| anyhow!("search index did not reach index {target} within {timeout:?}"))?
+            .map_err(|_| anyhow!("search view stopped"))?;
         Ok(())
     }
 
     /// Waits until this node is ready or `timeout` passes.
     pub async fn wait_ready(&self, timeout: Duration) -> Result<()> {
+        self.wait_until(timeout, || self.readiness()).await
+    }
+
+    /// Waits until a leader is known and the views caught up, ignoring start-up work.
+    pub async fn wait_serving(&self, timeout: Duration) -> Result<()> {
+        self.wait_until(timeout, || self.serving()).await
+    }
+
+    async fn wait_until(
+        &self,
+        timeout: Duration,
+        check: impl Fn() -> Result<(), String>,
+    ) -> Result<()> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            match self.readiness() {
+            match check() {
                 Ok(()) => return Ok(()),
                 Err(why) if tokio::time::Instant::now() >= deadline => {
                     return Err(anyhow!("node not ready after {timeout:?}: {why}"));
@@ -318,10 +407,9 @@ impl Node {
     }
 }
 
-/// Keeps the policy enforcer and the search index in step with the applied catalog.
-/// Policy changes are applied at once (writes wait for them); search changes are
-/// batched and committed when the queue is empty or every 250 ms under load, which
-/// keeps a committed change searchable well within a second.
+/// Keeps the policy enforcer in step with the applied catalog, at once (writes wait for
+/// it), and hands search work to its own task so a search commit never delays a policy
+/// update.
 async fn run_views(
     mut events: tokio::sync::mpsc::UnboundedReceiver<ViewEvent>,
     state: SharedState,
@@ -331,67 +419,115 @@ async fn run_views(
     search_tx: watch::Sender<u64>,
     metrics: Metrics,
 ) {
-    const SEARCH_COMMIT_EVERY: Duration = Duration::from_millis(250);
-    let mut staged: Vec<Change> = Vec::new();
-    let mut staged_index = 0u64;
-    let mut last_commit = tokio::time::Instant::now();
+    let (to_search, search_events) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(run_search(search_events, state, search, search_tx, metrics));
     while let Some(event) = events.recv().await {
-        match event {
+        match &event {
             ViewEvent::Reset { index } => {
                 if let Err(e) = policy.reload().await {
                     tracing::error!("policy reload failed: {e}");
                 }
-                policy_tx.send_replace(index);
+                policy_tx.send_replace(*index);
+            }
+            ViewEvent::Changed { index, changes } => {
+                if let Err(e) = policy.apply(changes).await {
+                    tracing::error!("policy update failed, reloading: {e}");
+                    let _ = policy.reload().await;
+                }
+                policy_tx.send_replace(*index);
+            }
+        }
+        let _ = to_search.send(event);
+    }
+}
+
+/// Keeps the search index in step with the applied catalog. A tantivy commit costs
+/// milliseconds of CPU and I/O, so changes are batched and committed at most every
+/// [`SEARCH_COMMIT_EVERY`]: a committed change is searchable within about that long,
+/// well inside the one-second promise, whatever the write rate.
+async fn run_search(
+    mut events: tokio::sync::mpsc::UnboundedReceiver<ViewEvent>,
+    state: SharedState,
+    search: Arc<SearchIndex>,
+    search_tx: watch::Sender<u64>,
+    metrics: Metrics,
+) {
+    let mut staged: Vec<Change> = Vec::new();
+    let mut staged_index = 0u64;
+    let mut last_commit = tokio::time::Instant::now() - SEARCH_COMMIT_EVERY;
+    let mut deadline: Option<tokio::time::Instant> = None;
+    loop {
+        let event = match deadline {
+            Some(at) => tokio::select! {
+                e = events.recv() => e,
+                _ = tokio::time::sleep_until(at) => {
+                    let batch = std::mem::take(&mut staged);
+                    commit_search(&search, &state, batch, staged_index).await;
+                    search_tx.send_replace(staged_index);
+                    metrics.search_docs.set(search.num_docs() as i64);
+                    last_commit = tokio::time::Instant::now();
+                    deadline = None;
+                    continue;
+                }
+            },
+            None => events.recv().await,
+        };
+        let Some(event) = event else { break };
+        match event {
+            ViewEvent::Reset { index } => {
                 staged.clear();
+                deadline = None;
                 let s2 = search.clone();
                 let st = state.clone();
                 let rebuilt =
                     tokio::task::spawn_blocking(move || rebuild_search_if_stale(&s2, &st, index))
                         .await;
                 match rebuilt {
-                    Ok(Ok(n)) => {
-                        if let Some(n) = n {
-                            tracing::info!("search index rebuilt from catalog state: {n} datasets");
-                        }
+                    Ok(Ok(Some(n))) => {
+                        tracing::info!("search index rebuilt from catalog state: {n} datasets")
                     }
+                    Ok(Ok(None)) => {}
                     Ok(Err(e)) => tracing::error!("search index rebuild failed: {e}"),
                     Err(e) => tracing::error!("search index rebuild panicked: {e}"),
                 }
                 search_tx.send_replace(index);
+                metrics.search_docs.set(search.num_docs() as i64);
                 last_commit = tokio::time::Instant::now();
             }
             ViewEvent::Changed { index, changes } => {
-                if let Err(e) = policy.apply(&changes).await {
-                    tracing::error!("policy update failed, reloading: {e}");
-                    let _ = policy.reload().await;
-                }
-                policy_tx.send_replace(index);
                 staged.extend(
                     changes
                         .into_iter()
                         .filter(|c| matches!(c, Change::Dataset(_) | Change::Department(_))),
                 );
                 staged_index = index;
+                if staged.is_empty() {
+                    // Nothing the index shows changed.
+                    search_tx.send_replace(index);
+                } else if deadline.is_none() {
+                    let soonest = tokio::time::Instant::now() + Duration::from_millis(10);
+                    deadline = Some((last_commit + SEARCH_COMMIT_EVERY).max(soonest));
+                }
             }
         }
-        let idle = events.is_empty();
-        if staged_index > *search_tx.borrow()
-            && (idle || last_commit.elapsed() >= SEARCH_COMMIT_EVERY)
-        {
-            let batch = std::mem::take(&mut staged);
-            let s2 = search.clone();
-            let st = state.clone();
-            let index = staged_index;
-            match tokio::task::spawn_blocking(move || index_changes(&s2, &st, &batch, index)).await
-            {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!("search index update failed: {e}"),
-                Err(e) => tracing::error!("search index update panicked: {e}"),
-            }
-            search_tx.send_replace(index);
-            metrics.search_docs.set(search.num_docs() as i64);
-            last_commit = tokio::time::Instant::now();
-        }
+    }
+}
+
+/// Longest interval between two search commits while changes are pending.
+const SEARCH_COMMIT_EVERY: Duration = Duration::from_millis(200);
+
+async fn commit_search(
+    search: &Arc<SearchIndex>,
+    state: &SharedState,
+    batch: Vec<Change>,
+    index: u64,
+) {
+    let s2 = search.clone();
+    let st = state.clone();
+    match tokio::task::spawn_blocking(move || index_changes(&s2, &st, &batch, index)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!("search index update failed: {e}"),
+        Err(e) => tracing::error!("search index update panicked: {e}"),
     }
 }
 

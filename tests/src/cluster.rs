@@ -26,7 +26,7 @@ impl Default for ClusterOptions {
     fn default() -> Self {
         ClusterOptions {
             nodes: 3,
-            election_ms: 300,
+            election_ms: 500,
             snapshot_logs: None,
             proxies: false,
             demo: true,

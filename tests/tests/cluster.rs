@@ -409,8 +409,10 @@ fn restarts_and_a_lost_data_dir_rejoin_from_snapshot() {
     while ids_on_opt(&c, 3).as_ref() != Some(&before) {
         assert!(
             Instant::now() < deadline,
-            "node 3 did not catch up:\n{}",
-            c.log(3)
+            "node 3 did not catch up:\n{}\n--- node 1:\n{}\n--- status on 1: {:?}",
+            c.log(3),
+            c.log(1),
+            c.status(1)
         );
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -4,26 +4,6 @@
 use serde_json::{Value, json};
 use yiwang_tests::{Api, DemoNode};
 
-/// The scenario: the plant ordered shut that still receives hazardous goods at night and
-/// uses power at night.
-const SCENARIO: &str = r#"
-WITH night_trucks AS (
-  SELECT consignee_uscc AS uscc, count(*) AS night_entries
-  FROM "320600-JTJ"."320600-JTJ-00001"
-  WHERE date_part('hour', pass_time) >= 22 OR date_part('hour', pass_time) < 5
-  GROUP BY consignee_uscc),
-night_power AS (
-  SELECT uscc, sum(kwh) AS night_kwh
-  FROM "320600-GDGS"."320600-GDGS-00001"
-  WHERE date_part('hour', hour) >= 22 OR date_part('hour', hour) < 5
-  GROUP BY uscc)
-SELECT e.uscc, e.name, t.night_entries, p.night_kwh
-FROM "320600-YJJ"."320600-YJJ-00001" e
-JOIN night_trucks t ON t.uscc = e.uscc
-JOIN night_power p ON p.uscc = e.uscc
-WHERE e.status = '责令关停'
-"#;
-
 fn query(api: &Api, sql: &str) -> yiwang_tests::Resp {
     api.post(
         "/v1/query",
@@ -49,8 +29,13 @@ fn grant(node: &DemoNode, consumer: &str, steward: &str, dataset: &str, fields: 
 fn the_scenario_query_finds_the_plant_only_with_the_grants_it_needs() {
     let node = DemoNode::start();
     let api = node.client("dsj-system");
-
-    let r = query(&api, SCENARIO);
+    // The demo's own scenario query, as its walk-through runs it.
+    let scenario = std::fs::read_to_string(node.dir.join("scenario.sql")).unwrap();
+    let query_body: Value =
+        serde_json::from_slice(&std::fs::read(node.dir.join("scenario-query.json")).unwrap())
+            .unwrap();
+    assert_eq!(query_body["sql"], scenario.as_str());
+    let r = query(&api, &scenario);
     assert_eq!(r.status, 403, "{}", r.body);
     assert!(
         r.message().contains("320600-GDGS-00001") || r.message().contains("320600-JTJ-00001"),
@@ -65,7 +50,7 @@ fn the_scenario_query_finds_the_plant_only_with_the_grants_it_needs() {
         "320600-JTJ-00001",
         &["consignee_uscc", "pass_time"],
     );
-    let r = query(&api, SCENARIO);
+    let r = query(&api, &scenario);
     assert_eq!(r.status, 403, "{}", r.body);
     assert!(
         r.message().contains("320600-GDGS-00001"),
@@ -81,7 +66,7 @@ fn the_scenario_query_finds_the_plant_only_with_the_grants_it_needs() {
         "320600-GDGS-00001",
         &["uscc", "kwh"],
     );
-    let r = query(&api, SCENARIO);
+    let r = query(&api, &scenario);
     assert_eq!(r.status, 403, "{}", r.body);
     assert!(
         r.message().contains("'hour'"),
@@ -96,7 +81,7 @@ fn the_scenario_query_finds_the_plant_only_with_the_grants_it_needs() {
         "320600-GDGS-00001",
         &["uscc", "hour", "kwh"],
     );
-    let r = query(&api, SCENARIO);
+    let r = query(&api, &scenario);
     assert_eq!(r.status, 200, "{}", r.body);
     let body = r.json();
     let rows = body["rows"].as_array().unwrap();

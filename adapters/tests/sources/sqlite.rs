@@ -205,3 +205,37 @@ async fn missing_database_is_unavailable_inside_datafusion() {
     ));
     let _: Arc<dyn Source> = Arc::new(source);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_scan_is_interrupted_at_the_time_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("slow.sqlite");
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "CREATE VIEW slow AS WITH RECURSIVE c(x) AS \
+             (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000000) \
+             SELECT max(x) AS a FROM c",
+        )
+        .unwrap();
+    let source = SqliteSource::new("slow-db", path, 1, 200);
+    let ctx = context_with(&[(
+        "slow",
+        source
+            .table_provider("slow", &[field("a", FieldType::Integer)])
+            .unwrap(),
+    )]);
+    let started = std::time::Instant::now();
+    let err = query(&ctx, "SELECT a FROM slow").await.unwrap_err();
+    assert_eq!(
+        adapter_error(&err),
+        AdapterError::Timeout {
+            source_id: "slow-db".to_string(),
+            ms: 200
+        }
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    // The connection is usable again at once.
+    let err = query(&ctx, "SELECT a FROM slow").await.unwrap_err();
+    assert!(matches!(adapter_error(&err), AdapterError::Timeout { .. }));
+}

@@ -15,7 +15,11 @@ use super::{ApiError, Audited, Caller, JsonBody};
 use crate::cluster::{LeaderOp, LeaderReply};
 use crate::node::Node;
 
+/// Best effort: after a read barrier when the cluster has a quorum (so a member added a
+/// moment ago is listed), from local state when it has not — status is most needed
+/// exactly when something is wrong.
 pub async fn status(State(node): State<Arc<Node>>, _caller: Caller) -> Json<serde_json::Value> {
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), node.read_barrier(false)).await;
     Json(node.cluster_status().await)
 }
 

@@ -300,6 +300,12 @@ pub async fn consistency(
     next: Next,
 ) -> Response {
     use axum::response::IntoResponse;
+    // Cluster status and initialisation must work without a leader: they are how an
+    // operator finds and fixes that state.
+    let path = req.uri().path();
+    if path == "/v1/cluster" || path == "/v1/cluster/init" {
+        return next.run(req).await;
+    }
     let (stale, rest) = match take_consistency(req.uri().query().unwrap_or("")) {
         Ok(x) => x,
         Err(e) => return e.into_response(),

@@ -57,7 +57,19 @@ pub async fn forward(
     let body = super::context::body_bytes(req, &node).await?;
     let op: crate::cluster::LeaderOp = super::context::parse_json(&body)?;
     tracing::debug!(from = peer.0, "forwarded {op:?}");
-    let result = node.serve_forward(op).await;
+    // Read barriers from followers share the leader's confirmation rounds too.
+    let result = match op {
+        crate::cluster::LeaderOp::ReadIndex => node
+            .read_index()
+            .await
+            .map(|index| crate::cluster::LeaderReply::ReadIndex { index })
+            .map_err(|e| crate::cluster::ForwardError {
+                status: e.status.as_u16(),
+                code: e.code.into(),
+                message: e.message,
+            }),
+        op => node.serve_forward(op).await,
+    };
     Ok(axum::Json(result))
 }
 

@@ -41,6 +41,26 @@ pub struct Layout {
 
 const TRUST_DOMAIN: &str = yiwang_catalog::identity::DEFAULT_TRUST_DOMAIN;
 
+/// The cross-department question of the scenario: which plant ordered shut still
+/// receives hazardous goods at night and uses power at night? It needs grants on the
+/// truck records (consignee_uscc, pass_time) and the power use (uscc, hour, kwh).
+pub const SCENARIO_SQL: &str = r#"WITH night_trucks AS (
+  SELECT consignee_uscc AS uscc, count(*) AS night_entries
+  FROM "320600-JTJ"."320600-JTJ-00001"
+  WHERE date_part('hour', pass_time) >= 22 OR date_part('hour', pass_time) < 5
+  GROUP BY consignee_uscc),
+night_power AS (
+  SELECT uscc, sum(kwh) AS night_kwh
+  FROM "320600-GDGS"."320600-GDGS-00001"
+  WHERE date_part('hour', hour) >= 22 OR date_part('hour', hour) < 5
+  GROUP BY uscc)
+SELECT e.uscc, e.name, e.address, t.night_entries, p.night_kwh
+FROM "320600-YJJ"."320600-YJJ-00001" e
+JOIN night_trucks t ON t.uscc = e.uscc
+JOIN night_power p ON p.uscc = e.uscc
+WHERE e.status = '责令关停'
+"#;
+
 /// Creates (or completes) the shared part of a demo directory.
 pub fn prepare_layout(dir: &Path) -> Result<Layout> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -53,6 +73,13 @@ pub fn prepare_layout(dir: &Path) -> Result<Layout> {
     let principals = principals::ensure(&certs, TRUST_DOMAIN)?;
     let json = serde_json::to_vec_pretty(&principals)?;
     pki::write_file(&dir.join("principals.json"), &json, 0o644)?;
+    pki::write_file(&dir.join("scenario.sql"), SCENARIO_SQL.as_bytes(), 0o644)?;
+    let body = serde_json::json!({"sql": SCENARIO_SQL, "purpose": "核查责令关停企业夜间生产"});
+    pki::write_file(
+        &dir.join("scenario-query.json"),
+        &serde_json::to_vec_pretty(&body)?,
+        0o644,
+    )?;
 
     let created = yiwang_adapters::demo::create_scenario_databases(&dir.join("sources"))
         .map_err(|e| anyhow::anyhow!("cannot create the scenario databases: {e}"))?;
@@ -232,18 +259,28 @@ pub fn local_setup(opts: &LocalCluster) -> Result<Vec<PathBuf>> {
 
 /// Seeds the demo catalog from a node configured with `demo_seed` (principals.json).
 pub async fn seed_from_config(node: &crate::node::Node) -> Result<()> {
+    use std::sync::atomic::Ordering;
     let Some(path) = node.config.demo_seed.clone() else {
         return Ok(());
     };
     let text = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
     let principals: Vec<DemoPrincipal> =
         serde_json::from_slice(&text).with_context(|| format!("bad {}", path.display()))?;
-    node.wait_ready(std::time::Duration::from_secs(60)).await?;
-    let added = seed::seed(node, &principals).await?;
-    if added > 0 {
-        eprintln!("  seeded {added} datasets");
+    // Not ready until the demo catalog is complete: `ops/cluster-local.sh up --demo`
+    // returns on readiness, and its users expect the catalog to be there.
+    node.starting.store(true, Ordering::Release);
+    let result = async {
+        node.wait_serving(std::time::Duration::from_secs(60))
+            .await?;
+        let added = seed::seed(node, &principals).await?;
+        if added > 0 {
+            eprintln!("  seeded {added} datasets");
+        }
+        node.wait_search(std::time::Duration::from_secs(30)).await
     }
-    Ok(())
+    .await;
+    node.starting.store(false, Ordering::Release);
+    result
 }
 
 /// Runs the demo until interrupted.
@@ -259,6 +296,7 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
                 eprintln!("  seeded {added} datasets");
             }
             node.wait_ready(std::time::Duration::from_secs(30)).await?;
+            node.wait_search(std::time::Duration::from_secs(30)).await?;
             let (depts, datasets) = {
                 let s = node.state.read();
                 (s.departments.len(), s.datasets.len())
@@ -316,17 +354,29 @@ X-Purpose is the read's purpose, percent-encoded UTF-8 (here: 核查责令关停
 6. Read it now — night entries to the shut-down plant:
    {dsj} -H '{purpose}' -G '{base}/v1/datasets/320600-JTJ-00001/records' --data-urlencode "filter=consignee_uscc = '{uscc}' and pass_time >= '2026-10-01'" --data-urlencode limit=5
 
-7. As the city auditor, see who read what, and verify the chain:
+7. One question across three departments — the plant ordered shut that works at night
+   ({dir}/scenario.sql). Without a grant on the power data it is refused, naming it:
+   {dsj} -H 'Content-Type: application/json' -d @{dir}/scenario-query.json {base}/v1/query
+   Ask for the power data, approve as 供电公司's steward, and ask again:
+   {dsj} -H 'Content-Type: application/json' -d '{{"dataset":"320600-GDGS-00001","fields":["uscc","hour","kwh"],"purpose":"核查责令关停企业夜间生产"}}' {base}/v1/access-requests
+   {gdgs} '{base}/v1/access-requests?state=pending'
+   {gdgs} -X POST {base}/v1/access-requests/<ID>/approve
+   {dsj} -H 'Content-Type: application/json' -d @{dir}/scenario-query.json {base}/v1/query
+
+8. As the city auditor, see who read what, and verify the chain:
    {aud} '{base}/v1/audit?limit=20'
    {aud} '{base}/v1/audit/verify'
 
 The same with the CLI: export YIWANG_SERVER={base} YIWANG_CA={ca} YIWANG_CERT={cdir}/dsj-system.pem YIWANG_KEY={cdir}/dsj-system.key
    yiwang search 危化品 ; yiwang records 320600-YJJ-00001 --purpose 核查 --limit 3
+   yiwang query --file {dir}/scenario.sql --purpose 核查责令关停企业夜间生产
 ====================================================================================
 "#,
         principals = dir.join("principals.json").display(),
         dsj = as_("dsj-system"),
         jtj = as_("jtj-steward"),
+        gdgs = as_("gdgs-steward"),
+        dir = dir.display(),
         aud = as_("auditor"),
         ca = ca.display(),
         cdir = c.display(),

@@ -114,7 +114,7 @@ fn view_for(
         .map_err(|e| ApiError::internal(e.to_string()))?;
     if let Some(rows) = &plan.row_filter {
         builder = builder
-            .filter(yiwang_adapters::filter_to_expr(rows))
+            .filter(yiwang_adapters::filter_to_expr_typed(rows, &dataset.fields))
             .map_err(|e| ApiError::internal(format!("grant row filter: {e}")))?;
     }
     let columns: Vec<Expr> = plan

@@ -39,7 +39,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Run one measurement (one system, one operation, one concurrency)
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the side-by-side markdown table of a JSONL results file
     Report {
         /// JSONL written by `run --jsonl`
@@ -434,7 +434,7 @@ async fn main() -> Result<()> {
                 "stale": args.stale,
                 "items_per_request": if matches!(args.op, Op::Bulk | Op::Txn) { args.bulk_size } else { 1 },
             });
-            let result = match run(args).await {
+            let result = match run(*args).await {
                 Ok(r) => r,
                 Err(e) => {
                     // Recorded, so that the report shows the run as failed, not absent.

@@ -1,0 +1,219 @@
+//! What each command does: dispatch here, one file per command group.
+
+mod admin;
+mod audit;
+mod catalog;
+mod data;
+
+use admin::{cert, cluster};
+use audit::audit;
+use catalog::{dataset, department};
+use data::{access, grant, records, role};
+
+use std::io::{BufRead, Write};
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use reqwest::Method;
+use serde_json::{Value, json};
+use yiwang_catalog::identity::SpiffeId;
+
+use super::*;
+use crate::config::NodeConfig;
+
+/// Prints JSON to stdout; a closed pipe (`yiwang … | head`) is not an error.
+fn print_json(v: &Value) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "{}",
+        serde_json::to_string_pretty(v).unwrap_or_default()
+    );
+}
+
+fn read_json_file(path: &Path) -> Result<Value> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))
+}
+
+fn split_csv(s: &Option<String>) -> Option<Vec<String>> {
+    s.as_ref().map(|f| {
+        f.split(',')
+            .map(|x| x.trim().to_string())
+            .filter(|x| !x.is_empty())
+            .collect()
+    })
+}
+
+/// Percent-encodes a header value so any UTF-8 purpose travels safely.
+fn encode_header(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
+
+/// Builds `?a=b&c=d` from the present pairs.
+fn query(pairs: &[(&str, Option<String>)]) -> String {
+    let mut ser = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        if let Some(v) = v {
+            ser.append_pair(k, v);
+        }
+    }
+    let q = ser.finish();
+    if q.is_empty() { q } else { format!("?{q}") }
+}
+
+pub async fn run(cmd: Command) -> Result<i32> {
+    match cmd {
+        Command::Demo {
+            dir,
+            port,
+            admin_port,
+            quiet,
+        } => {
+            let admin_port = admin_port.unwrap_or(port.checked_add(1).context("--port too large")?);
+            crate::demo::run(crate::demo::DemoOptions {
+                dir,
+                port,
+                admin_port,
+                walkthrough: !quiet,
+            })
+            .await?;
+            Ok(0)
+        }
+        Command::Serve { config } => {
+            let cfg = NodeConfig::load(&config)?;
+            crate::serve::run(cfg, |node| {
+                Box::pin(async move { crate::demo::seed_from_config(&node).await })
+            })
+            .await?;
+            Ok(0)
+        }
+        Command::Cert(c) => cert(c),
+        Command::Cluster(c) => cluster(c).await,
+        Command::Backup { out, conn } => {
+            let v = Client::new(&conn)?.get("/v1/cluster/backup").await?;
+            let bytes = serde_json::to_vec(&v)?;
+            crate::pki::write_file(&out, &bytes, 0o600)?;
+            let s = &v["state"];
+            eprintln!(
+                "backup of index {} written to {}: {} departments, {} datasets, {} grants",
+                v["applied_index"],
+                out.display(),
+                s["departments"].as_object().map_or(0, |m| m.len()),
+                s["datasets"].as_object().map_or(0, |m| m.len()),
+                s["grants"].as_object().map_or(0, |m| m.len()),
+            );
+            Ok(0)
+        }
+        Command::Restore { from, data_dir } => {
+            let state = crate::backup::restore(&from, &data_dir)?;
+            eprintln!(
+                "restored {} departments and {} datasets into {}; start the node with bootstrap = true",
+                state.departments.len(),
+                state.datasets.len(),
+                data_dir.display()
+            );
+            Ok(0)
+        }
+        Command::Whoami { conn } => {
+            print_json(&Client::new(&conn)?.get("/v1/whoami").await?);
+            Ok(0)
+        }
+        Command::Department(c) => department(c).await,
+        Command::Dataset(c) => dataset(c).await,
+        Command::Search {
+            query: q,
+            dept,
+            share_type,
+            theme,
+            update_cycle,
+            limit,
+            offset,
+            conn,
+        } => {
+            let path = format!(
+                "/v1/search{}",
+                query(&[
+                    ("q", Some(q)),
+                    ("dept", dept),
+                    ("share_type", share_type),
+                    ("theme", theme),
+                    ("update_cycle", update_cycle),
+                    ("limit", Some(limit.to_string())),
+                    ("offset", Some(offset.to_string())),
+                ])
+            );
+            print_json(&Client::new(&conn)?.get(&path).await?);
+            Ok(0)
+        }
+        Command::Records {
+            dataset,
+            purpose,
+            fields,
+            filter,
+            limit,
+            cursor,
+            format,
+            all,
+            conn,
+        } => {
+            records(
+                &conn, &dataset, &purpose, fields, filter, limit, cursor, &format, all,
+            )
+            .await
+        }
+        Command::Query {
+            sql,
+            file,
+            purpose,
+            format,
+            out,
+            conn,
+        } => {
+            let sql = match (sql, file) {
+                (Some(s), _) => s,
+                (None, Some(f)) => std::fs::read_to_string(&f)
+                    .with_context(|| format!("cannot read {}", f.display()))?,
+                (None, None) => bail!("give the SQL or --file"),
+            };
+            if format == "arrow" && out.is_none() {
+                bail!("--format arrow writes binary: give --out FILE");
+            }
+            let client = Client::new(&conn)?;
+            let resp = client
+                .send(
+                    client
+                        .request(Method::POST, "/v1/query")
+                        .json(&json!({"sql": sql, "purpose": purpose, "format": format})),
+                )
+                .await?;
+            let rows = resp
+                .headers()
+                .get("x-row-count")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("?")
+                .to_string();
+            let body = resp.bytes().await.context("cannot read the result")?;
+            match out {
+                Some(p) => {
+                    std::fs::write(&p, &body)
+                        .with_context(|| format!("cannot write {}", p.display()))?;
+                    eprintln!("{rows} rows written to {}", p.display());
+                }
+                None if format == "json" => {
+                    let v: Value = serde_json::from_slice(&body).context("bad JSON from server")?;
+                    print_json(&v);
+                }
+                None => std::io::stdout().write_all(&body)?,
+            }
+            Ok(0)
+        }
+        Command::Access(c) => access(c).await,
+        Command::Grant(c) => grant(c).await,
+        Command::Role(c) => role(c).await,
+        Command::Audit(c) => audit(c).await,
+    }
+}
