@@ -99,6 +99,53 @@ impl DemoNode {
         Ok(node)
     }
 
+    /// Starts `yiwang serve --config CONFIG` (the config's listen/admin addresses must
+    /// be 127.0.0.1:`port` / `admin_port`) and waits for `/readyz`.
+    pub fn serve(dir: &Path, config: &Path, port: u16, admin_port: u16) -> Result<DemoNode> {
+        let log = dir.join(format!("test-serve-{port}.log"));
+        let log_file = std::fs::File::create(&log)?;
+        let child = Command::new(binary())
+            .args(["serve", "--config"])
+            .arg(config)
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file)
+            .stdin(Stdio::null())
+            .spawn()
+            .context("cannot start yiwang serve")?;
+        let node = DemoNode {
+            dir: dir.to_path_buf(),
+            port,
+            admin_port,
+            child: Some(child),
+            _tmp: None,
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", admin_port)) {
+                use std::io::{Read, Write};
+                let _ = write!(
+                    s,
+                    "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                );
+                let mut buf = String::new();
+                let _ = s.read_to_string(&mut buf);
+                if buf.starts_with("HTTP/1.1 200") {
+                    return Ok(node);
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("yiwang serve not ready:\n{}", node.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Moves the temporary directory's ownership to `other` (so it outlives this node).
+    pub fn hand_over_dir(&mut self, other: &mut DemoNode) {
+        other._tmp = self._tmp.take();
+    }
+
     /// Waits until the banner says the demo is serving (seeded and ready).
     fn wait_serving(&mut self, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
