@@ -214,6 +214,10 @@ impl NodeConfig {
                 bail!("admins[{i}]: '{a}' is not a department principal's SPIFFE ID");
             }
         }
+        let q = &self.query;
+        if q.max_rows == 0 || q.timeout_ms == 0 || q.memory_mb == 0 || q.max_sql_bytes == 0 {
+            bail!("query: max_rows, timeout_ms, memory_mb and max_sql_bytes must all be positive");
+        }
         if self.raft.max_payload_entries == 0 {
             bail!("raft: max_payload_entries must be positive");
         }

@@ -201,7 +201,7 @@ pub async fn run(cmd: Command) -> Result<i32> {
                 Some(p) => {
                     std::fs::write(&p, &body)
                         .with_context(|| format!("cannot write {}", p.display()))?;
-                    eprintln!("{rows} rows written to {}", p.display());
+                    eprintln!("{rows} row(s) written to {}", p.display());
                 }
                 None if format == "json" => {
                     let v: Value = serde_json::from_slice(&body).context("bad JSON from server")?;
