@@ -514,7 +514,7 @@ async fn run_search(
 }
 
 /// Longest interval between two search commits while changes are pending.
-const SEARCH_COMMIT_EVERY: Duration = Duration::from_millis(200);
+const SEARCH_COMMIT_EVERY: Duration = Duration::from_millis(500);
 
 async fn commit_search(
     search: &Arc<SearchIndex>,

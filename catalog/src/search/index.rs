@@ -23,8 +23,11 @@ use super::tokenizer::{self, TOKENIZER_NAME};
 use super::{Facets, Hit, IndexDoc, MAX_LIMIT, SearchQuery, SearchResult, query};
 use crate::model::ShareType;
 
-/// Memory the writer may use for buffered documents before it flushes a segment.
-const WRITER_MEMORY_BYTES: usize = 50_000_000;
+/// Memory the writer may use for buffered documents before it flushes a segment. One
+/// indexing thread: documents come from one indexer task in small batches, and every
+/// commit starts the threads' arenas afresh, so more threads only cost memory churn.
+const WRITER_MEMORY_BYTES: usize = 20_000_000;
+const WRITER_THREADS: usize = 1;
 
 /// Files whose presence shows that a directory holds a tantivy index (and may therefore
 /// be wiped when it cannot be opened).
@@ -377,7 +380,9 @@ fn assemble(
         .reload_policy(ReloadPolicy::Manual)
         .try_into()
         .map_err(|e: TantivyError| OpenError::Unusable(e.into()))?;
-    let writer: IndexWriter = index.writer(WRITER_MEMORY_BYTES).map_err(|e| match e {
+    let writer: IndexWriter = index
+        .writer_with_num_threads(WRITER_THREADS, WRITER_MEMORY_BYTES)
+        .map_err(|e| match e {
         TantivyError::LockFailure(..) => OpenError::Locked(
             anyhow::Error::from(e).context("search index is already open in another writer"),
         ),
