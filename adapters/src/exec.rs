@@ -6,6 +6,7 @@
 //! DataFusion's baseline metrics (`output_rows`) and `rows_read`, the rows that left the
 //! source.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
@@ -189,6 +190,28 @@ impl ExecutionPlan for SourceExec {
     fn metrics(&self) -> Option<MetricsSet> {
         Some(self.metrics.clone_inner())
     }
+}
+
+/// Rows that left each source during the execution of `plan`, by source id: what the
+/// source sent after the pushed-down filters, projections and limits. Scans of files
+/// (DataFusion's own readers) are not counted.
+pub fn rows_read_by_source(plan: &Arc<dyn ExecutionPlan>) -> BTreeMap<String, u64> {
+    fn walk(plan: &Arc<dyn ExecutionPlan>, out: &mut BTreeMap<String, u64>) {
+        if let Some(scan) = plan.downcast_ref::<SourceExec>() {
+            let rows = scan
+                .metrics
+                .clone_inner()
+                .sum_by_name("rows_read")
+                .map_or(0, |v| v.as_usize() as u64);
+            *out.entry(scan.source_id.clone()).or_default() += rows;
+        }
+        for child in plan.children() {
+            walk(child, out);
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(plan, &mut out);
+    out
 }
 
 /// The sending half given to a scan task.

@@ -62,6 +62,7 @@ mod tls;
 
 pub use arrow::{arrow_schema, arrow_type};
 pub use error::AdapterError;
+pub use exec::rows_read_by_source;
 pub use filter::{filter_to_expr, filter_to_expr_typed};
 pub use records::adapter_error;
 pub use source::{ReadRequest, ReadResult, Source, SourceConfig, Sources};

@@ -23,6 +23,12 @@ pub struct DecisionLabels {
     pub decision: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabels {
+    /// The source id of node.toml (a bounded set).
+    pub source: String,
+}
+
 /// All metrics of a node; cheap to clone.
 #[derive(Clone)]
 pub struct Metrics {
@@ -39,6 +45,7 @@ pub struct Metrics {
     pub raft_last_log: Gauge,
     pub search_docs: Gauge,
     pub tls_handshake_failures: Counter,
+    pub source_rows: Family<SourceLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -64,6 +71,7 @@ impl Metrics {
         let raft_last_log = Gauge::default();
         let search_docs = Gauge::default();
         let tls_handshake_failures = Counter::default();
+        let source_rows = Family::<SourceLabels, Counter>::default();
         r.register("http_requests", "HTTP requests answered", requests.clone());
         r.register(
             "http_request_seconds",
@@ -116,6 +124,11 @@ impl Metrics {
             "TLS handshakes that failed (e.g. no client certificate)",
             tls_handshake_failures.clone(),
         );
+        r.register(
+            "source_rows_read",
+            "Rows sources sent to cross-department queries, after pushdown",
+            source_rows.clone(),
+        );
         Metrics {
             registry: Arc::new(r),
             requests,
@@ -130,6 +143,7 @@ impl Metrics {
             raft_last_log,
             search_docs,
             tls_handshake_failures,
+            source_rows,
         }
     }
 

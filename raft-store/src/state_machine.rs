@@ -22,6 +22,10 @@ use tokio::sync::Mutex;
 use crate::{Entry, LogId, Node, NodeId, StateMachineApp, StorageError, TypeConfig};
 
 const SM_META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("sm_meta");
+/// The current snapshot, in a table of its own: redb keeps values inline in B-tree
+/// leaves, so a multi-megabyte snapshot next to `last_applied` (rewritten by every
+/// apply) would make each apply copy the whole snapshot.
+const SNAPSHOT: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("sm_snapshot");
 const KEY_APPLIED: &str = "last_applied";
 const KEY_MEMBERSHIP: &str = "membership";
 const KEY_SNAPSHOT_META: &str = "snapshot_meta";
@@ -94,7 +98,16 @@ impl<A: StateMachineApp> StateMachineStore<A> {
     /// Opens the state database and loads the application's state from it.
     pub fn open(db: Database, mut app: A) -> anyhow::Result<StateMachineStore<A>> {
         let txn = db.begin_write()?;
-        txn.open_table(SM_META)?;
+        {
+            let mut meta = txn.open_table(SM_META)?;
+            let mut snapshot = txn.open_table(SNAPSHOT)?;
+            // Earlier versions kept the snapshot in `sm_meta`: move it to its own table.
+            for key in [KEY_SNAPSHOT_META, KEY_SNAPSHOT_DATA] {
+                if let Some(value) = meta.remove(key)? {
+                    snapshot.insert(key, value.value())?;
+                }
+            }
+        }
         txn.commit()?;
         let txn = db.begin_read()?;
         let (last_applied, membership) = {
@@ -238,7 +251,7 @@ impl<A: StateMachineApp> Inner<A> {
             self.write_meta(&txn)?;
         }
         {
-            let mut table = txn.open_table(SM_META)?;
+            let mut table = txn.open_table(SNAPSHOT)?;
             table.insert(KEY_SNAPSHOT_META, serde_json::to_vec(meta)?.as_slice())?;
             table.insert(KEY_SNAPSHOT_DATA, data)?;
         }
@@ -252,7 +265,7 @@ impl<A: StateMachineApp> Inner<A> {
 
     fn current_snapshot(&self) -> anyhow::Result<Option<Snapshot<TypeConfig>>> {
         let txn = self.db.begin_read()?;
-        let table = txn.open_table(SM_META)?;
+        let table = txn.open_table(SNAPSHOT)?;
         let Some(meta) = get_json::<SnapshotMeta<NodeId, Node>>(&table, KEY_SNAPSHOT_META)? else {
             return Ok(None);
         };

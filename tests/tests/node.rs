@@ -206,6 +206,52 @@ fn cli_commands_against_a_node() {
         2
     );
 
+    // A steward reads a source table's columns into a dataset skeleton; another
+    // department's source is refused.
+    let (code, out, err) = cli(
+        &node,
+        "yjj-steward",
+        &[
+            "dataset",
+            "import-schema",
+            "--source",
+            "yjj-db",
+            "--table",
+            "hazchem_enterprises",
+            "--id",
+            "320600-YJJ-09999",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let skeleton: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(skeleton["dept"], "320600-YJJ");
+    assert_eq!(skeleton["source"]["table"], "hazchem_enterprises");
+    let names: Vec<&str> = skeleton["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"uscc") && names.contains(&"legal_rep_id"),
+        "{names:?}"
+    );
+    assert_eq!(skeleton["fields"].as_array().unwrap().len(), 11);
+    let (code, _, err) = cli(
+        &node,
+        "jtj-steward",
+        &[
+            "dataset",
+            "import-schema",
+            "--source",
+            "yjj-db",
+            "--table",
+            "hazchem_enterprises",
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("403"), "{err}");
+
     let (code, out, _) = cli(&node, "auditor", &["audit", "export"]);
     assert_eq!(code, 0);
     assert!(out.lines().count() >= 5);

@@ -171,6 +171,7 @@ fn the_scenario_across_sqlite_postgresql_and_mariadb() {
     let suffix = format!("{}_{}", std::process::id(), free_port());
     let trucks_table = format!("trucks_{suffix}");
     let power_table = format!("power_{suffix}");
+    let enterprises = read_all(&demo, "yjj-system", "320600-YJJ-00001").len() as u64;
     let trucks = read_all(&demo, "jtj-system", "320600-JTJ-00001");
     let power = read_all(&demo, "gdgs-system", "320600-GDGS-00001");
     assert_eq!(trucks.len(), 3071);
@@ -264,6 +265,26 @@ fn the_scenario_across_sqlite_postgresql_and_mariadb() {
         expected[0]["night_kwh"].as_f64().unwrap(),
     );
     assert!((a - b).abs() < 1e-6 * b.abs(), "{a} vs {b}");
+    // Every source says how many rows it sent; the status filter ran in SQLite.
+    let moved: std::collections::BTreeMap<String, u64> = r
+        .header("x-source-rows")
+        .expect("x-source-rows")
+        .split(", ")
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap();
+            (k.to_string(), v.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        moved.keys().collect::<Vec<_>>(),
+        ["gdgs-mariadb", "jtj-pg", "yjj-db"],
+        "{moved:?}"
+    );
+    assert!(
+        moved["yjj-db"] >= 1 && moved["yjj-db"] < enterprises,
+        "{moved:?}"
+    );
+    assert!(moved["jtj-pg"] <= trucks.len() as u64, "{moved:?}");
 
     // Records come from PostgreSQL too, filtered and paged, and masking still applies.
     let r = node.client("dsj-system").read(
@@ -315,4 +336,89 @@ fn the_scenario_across_sqlite_postgresql_and_mariadb() {
         ]),
         &format!("DROP TABLE {power_table};"),
     );
+}
+
+/// Starts the demo once, then serves it again with the given `[query]` limits.
+fn serve_with_query_limits(limits: serde_json::Value) -> DemoNode {
+    let mut demo = DemoNode::start();
+    demo.stop();
+    let config = std::fs::read_to_string(demo.dir.join("node.toml")).unwrap();
+    let mut cfg: toml::Value = toml::from_str(&config).unwrap();
+    let (port, admin) = (free_port(), free_port());
+    cfg["listen"] = toml::Value::String(format!("127.0.0.1:{port}"));
+    cfg["admin_listen"] = toml::Value::String(format!("127.0.0.1:{admin}"));
+    cfg.as_table_mut()
+        .unwrap()
+        .insert("query".into(), toml::Value::try_from(limits).unwrap());
+    let path = demo.dir.join("limits.toml");
+    std::fs::write(&path, toml::to_string(&cfg).unwrap()).unwrap();
+    let mut node = DemoNode::serve(&demo.dir, &path, port, admin).unwrap();
+    demo.hand_over_dir(&mut node);
+    node
+}
+
+/// Waits for the node to go idle: a cancelled query must not keep computing.
+fn assert_idle(node: &DemoNode) {
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let before = node.cpu_time().unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let used = node.cpu_time().unwrap() - before;
+    assert!(
+        used < std::time::Duration::from_millis(600),
+        "the node kept computing: {used:?} CPU in 2 s"
+    );
+}
+
+const ENTERPRISES: &str = r#""320600-YJJ"."320600-YJJ-00001""#;
+
+#[test]
+fn a_query_over_its_time_limit_is_stopped_with_a_clear_error() {
+    let node = serve_with_query_limits(json!({"timeout_ms": 300}));
+    let t = ENTERPRISES;
+    // 2.56 million rows, each building and scanning a 2,000-character string: seconds
+    // of work with little memory.
+    let slow = format!(
+        "SELECT count(*) FROM {t} a, {t} b, {t} c, {t} d \
+         WHERE regexp_like(repeat(a.uscc || b.uscc || c.uscc || d.uscc, 30), '(甲|乙)+[0-9]+x$')"
+    );
+    let started = std::time::Instant::now();
+    let r = query(&node, &slow);
+    assert_eq!(r.status, 504, "{}", r.body);
+    assert_eq!(r.code(), "query_timeout");
+    assert!(r.message().contains("300 ms"), "{}", r.body);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "the limit is enforced"
+    );
+    assert_idle(&node);
+    let r = query(&node, &format!("SELECT count(*) AS n FROM {t}"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["rows"][0]["n"], 40);
+}
+
+#[test]
+fn a_query_over_its_memory_limit_is_stopped_with_a_clear_error() {
+    let node = serve_with_query_limits(json!({"memory_mb": 8, "max_rows": 1000}));
+    let t = ENTERPRISES;
+    // A five-way join whose build side holds 2.56 million rows: far more than 8 MB.
+    let big = format!(
+        "SELECT count(*) FROM {t} a, {t} b, {t} c, {t} d, {t} e \
+         WHERE a.capacity + b.capacity + c.capacity + d.capacity + e.capacity > 0"
+    );
+    let r = query(&node, &big);
+    assert_eq!(r.status, 413, "{}", r.body);
+    assert_eq!(r.code(), "memory_limit");
+    assert!(
+        r.message().contains("more memory than allowed"),
+        "{}",
+        r.body
+    );
+    // Too many rows in the result.
+    let r = query(&node, &format!("SELECT a.uscc, b.uscc FROM {t} a, {t} b"));
+    assert_eq!(r.status, 413, "{}", r.body);
+    assert_eq!(r.code(), "too_many_rows");
+    assert!(r.message().contains("1000 rows"), "{}", r.body);
+    assert_idle(&node);
+    let r = query(&node, &format!("SELECT count(*) AS n FROM {t}"));
+    assert_eq!(r.status, 200, "{}", r.body);
 }

@@ -383,11 +383,11 @@ fn assemble(
     let writer: IndexWriter = index
         .writer_with_num_threads(WRITER_THREADS, WRITER_MEMORY_BYTES)
         .map_err(|e| match e {
-        TantivyError::LockFailure(..) => OpenError::Locked(
-            anyhow::Error::from(e).context("search index is already open in another writer"),
-        ),
-        other => OpenError::Unusable(other.into()),
-    })?;
+            TantivyError::LockFailure(..) => OpenError::Locked(
+                anyhow::Error::from(e).context("search index is already open in another writer"),
+            ),
+            other => OpenError::Unusable(other.into()),
+        })?;
     Ok(SearchIndex {
         fields,
         reader,

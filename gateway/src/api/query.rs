@@ -10,6 +10,7 @@ use serde::Deserialize;
 use yiwang_catalog::validate;
 
 use super::{ApiError, Audited, Caller, JsonBody};
+use crate::metrics::SourceLabels;
 use crate::node::Node;
 use crate::query::{self, OutputFormat, Touched};
 
@@ -44,7 +45,21 @@ pub async fn query(
         };
         let results = query::run(&node, &caller.principal, &input.sql, &mut touched).await?;
         let bytes = query::encode(format, &results)?;
-        Ok((format, results.rows, bytes))
+        for (source, rows) in &results.source_rows {
+            node.metrics
+                .source_rows
+                .get_or_create(&SourceLabels {
+                    source: source.clone(),
+                })
+                .inc_by(*rows);
+        }
+        let source_rows = results
+            .source_rows
+            .iter()
+            .map(|(s, n)| format!("{s}={n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Ok((format, results.rows, bytes, source_rows))
     }
     .await;
     audit.event.datasets = touched.datasets.clone();
@@ -57,12 +72,12 @@ pub async fn query(
         audit.event.provider_dept = Some(one.clone());
     }
     audit.event.grant = (!touched.grants.is_empty()).then(|| touched.grants.join(","));
-    if let Ok((_, rows, bytes)) = &result {
+    if let Ok((_, rows, bytes, _)) = &result {
         audit.event.rows = *rows;
         audit.event.bytes = bytes.len() as u64;
         audit.event.reason = touched.reasons.join("; ");
     }
-    let (format, rows, bytes) = audit.finish(&node, result).await?;
+    let (format, rows, bytes, source_rows) = audit.finish(&node, result).await?;
     let mut resp = Response::new(Body::from(bytes));
     let h = resp.headers_mut();
     h.insert(
@@ -71,6 +86,9 @@ pub async fn query(
     );
     if let Ok(v) = HeaderValue::from_str(&rows.to_string()) {
         h.insert("x-row-count", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&source_rows) {
+        h.insert("x-source-rows", v);
     }
     Ok(resp)
 }

@@ -1,5 +1,6 @@
 //! `GET /v1/sources/{id}/tables/{table}/columns`: a source table's columns, for
-//! stewards describing a dataset (`yiwang dataset import-schema`).
+//! stewards describing a dataset (`yiwang dataset import-schema`). Admins may read any
+//! source; a steward only the sources already used by datasets of their department.
 
 use std::sync::Arc;
 
@@ -17,11 +18,24 @@ pub async fn columns(
     Path((source, table)): Path<(String, String)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     {
+        // A source's schema is its department's business: a steward may describe the
+        // tables of sources that datasets of their own department already use.
         let s = node.state.read();
-        if !(s.has_role(caller.id(), Role::Steward) || s.has_role(caller.id(), Role::Admin)) {
-            return Err(ApiError::forbidden(
-                "only stewards and admins read source schemas",
-            ));
+        if !s.has_role(caller.id(), Role::Admin) {
+            if !s.has_role(caller.id(), Role::Steward) {
+                return Err(ApiError::forbidden(
+                    "only stewards and admins read source schemas",
+                ));
+            }
+            let own = s.datasets.values().any(|d| {
+                d.dept == caller.dept() && d.source.as_ref().is_some_and(|r| r.id == source)
+            });
+            if !own {
+                return Err(ApiError::forbidden(format!(
+                    "source '{source}' serves no dataset of {}: its schema is for the stewards of the departments it serves, and for admins",
+                    caller.dept()
+                )));
+            }
         }
     }
     if !validate::is_identifier(&table) {

@@ -146,6 +146,8 @@ pub struct Results {
     pub schema: datafusion::arrow::datatypes::SchemaRef,
     pub batches: Vec<RecordBatch>,
     pub rows: u64,
+    /// Rows each source sent (by source id), after pushdown.
+    pub source_rows: BTreeMap<String, u64>,
 }
 
 /// Executes `parsed` with each dataset served through its view.
@@ -182,36 +184,51 @@ pub async fn execute(
         .map_err(plan_error)?;
     let df = datafusion::dataframe::DataFrame::new(state, plan);
     let timeout = Duration::from_millis(limits.timeout_ms);
-    let run = async {
+    let max_rows = limits.max_rows;
+    let run = async move {
         let schema = Arc::new(df.schema().as_arrow().clone());
-        let mut stream = df.execute_stream().await.map_err(exec_error)?;
+        let physical = df.create_physical_plan().await.map_err(exec_error)?;
+        let mut stream = datafusion::physical_plan::execute_stream(
+            Arc::clone(&physical),
+            Arc::new(df.task_ctx()),
+        )
+        .map_err(exec_error)?;
         let mut batches = Vec::new();
         let mut rows = 0u64;
         while let Some(batch) = stream.next().await {
             let batch = batch.map_err(exec_error)?;
             rows += batch.num_rows() as u64;
-            if rows > limits.max_rows {
+            if rows > max_rows {
                 return Err(ApiError::new(
                     axum::http::StatusCode::PAYLOAD_TOO_LARGE,
                     "too_many_rows",
                     format!(
-                        "the result has more than {} rows; aggregate, filter or add a LIMIT",
-                        limits.max_rows
+                        "the result has more than {max_rows} rows; aggregate, filter or add a LIMIT"
                     ),
                 ));
             }
             batches.push(batch);
         }
+        drop(stream);
         Ok(Results {
             schema,
             batches,
             rows,
+            source_rows: yiwang_adapters::rows_read_by_source(&physical),
         })
     };
-    // Dropping the stream on timeout cancels DataFusion's tasks and, through the
-    // adapters, the queries running at the sources.
-    match tokio::time::timeout(timeout, run).await {
-        Ok(r) => r,
+    // The query runs in a task of its own, so that a panic inside the engine becomes
+    // an error answer (and an audit record) instead of a dropped connection. Aborting
+    // the task — on timeout, or when the client goes away and this future is dropped —
+    // drops the stream, which cancels DataFusion's tasks and, through the adapters, the
+    // queries running at the sources.
+    let mut task = AbortOnDrop(tokio::spawn(run));
+    match tokio::time::timeout(timeout, &mut task).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(joined)) => Err(ApiError::internal(format!(
+            "the query engine failed on this query and it was stopped: {}",
+            panic_message(joined)
+        ))),
         Err(_) => Err(ApiError::new(
             axum::http::StatusCode::GATEWAY_TIMEOUT,
             "query_timeout",
@@ -220,6 +237,37 @@ pub async fn execute(
                 limits.timeout_ms
             ),
         )),
+    }
+}
+
+/// A spawned task that is aborted when the handle is dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<T> std::future::Future for AbortOnDrop<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+fn panic_message(e: tokio::task::JoinError) -> String {
+    match e.try_into_panic() {
+        Ok(p) => p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".into()),
+        Err(e) => e.to_string(),
     }
 }
 

@@ -71,8 +71,12 @@ fn session(limits: &QueryLimits) -> Result<SessionContext, ApiError> {
         .with_memory_limit(limits.memory_mb << 20, 1.0)
         .build_arc()
         .map_err(|e| ApiError::internal(e.to_string()))?;
+    // One partition per operator: the sources stream concurrently anyway (each scan
+    // has its own task), and without repartitioning the plans stay small and clear of
+    // DataFusion 55's RepartitionExec panic ("partition not used yet") on some
+    // multi-way joins.
     let config = SessionConfig::new()
-        .with_target_partitions(2)
+        .with_target_partitions(1)
         .with_information_schema(false);
     Ok(SessionContext::new_with_config_rt(config, runtime))
 }

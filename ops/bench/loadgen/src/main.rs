@@ -8,7 +8,11 @@
 //! servers, the generator and the whole machine) and can append it to a JSONL file and
 //! a row to a markdown file. `yiwang-bench report FILE.jsonl` turns the JSONL of a
 //! whole benchmark into the side-by-side table with yiwang/etcd ratios.
+//!
+//! `yiwang-bench query` measures cross-department SQL through the gateway against the
+//! same SQL run directly on PostgreSQL or MariaDB (issue 4; see `query.rs`).
 
+mod query;
 mod report;
 mod workload;
 
@@ -29,7 +33,7 @@ use workload::Workload;
 #[derive(Parser, Debug)]
 #[command(
     name = "yiwang-bench",
-    about = "Closed-loop load generator: yiwang catalog vs etcd"
+    about = "Closed-loop load generator: yiwang catalog vs etcd, queries vs direct SQL"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -40,6 +44,8 @@ struct Cli {
 enum Cmd {
     /// Run one measurement (one system, one operation, one concurrency)
     Run(Box<RunArgs>),
+    /// Cross-department SQL through the gateway vs directly on the databases
+    Query(Box<query::QueryArgs>),
     /// Print the side-by-side markdown table of a JSONL results file
     Report {
         /// JSONL written by `run --jsonl`
@@ -157,7 +163,7 @@ pub struct RunArgs {
 }
 
 /// Reads the CA, certificate and key into a rustls client config speaking HTTP/1.1.
-fn tls_config(ca: &Path, cert: &Path, key: &Path) -> Result<ClientConfig> {
+pub(crate) fn tls_config(ca: &Path, cert: &Path, key: &Path) -> Result<ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     for c in CertificateDer::pem_file_iter(ca)
@@ -242,7 +248,7 @@ fn cpu_sample(pids: &[u32]) -> CpuSample {
     }
 }
 
-fn percentile(sorted: &[u32], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[u32], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -250,7 +256,7 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
     f64::from(sorted[rank.clamp(1, sorted.len()) - 1]) / 1000.0
 }
 
-fn round(x: f64, digits: i32) -> f64 {
+pub(crate) fn round(x: f64, digits: i32) -> f64 {
     let m = 10f64.powi(digits);
     (x * m).round() / m
 }
@@ -410,7 +416,7 @@ async fn run(args: RunArgs) -> Result<serde_json::Value> {
     Ok(result)
 }
 
-fn append(path: &Path, text: &str) -> Result<()> {
+pub(crate) fn append(path: &Path, text: &str) -> Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -461,6 +467,7 @@ async fn main() -> Result<()> {
                 append(&p, &text)?;
             }
         }
+        Cmd::Query(args) => query::run(*args).await?,
         Cmd::Report { jsonl } => {
             let text = std::fs::read_to_string(&jsonl)
                 .with_context(|| format!("cannot read {}", jsonl.display()))?;
@@ -470,7 +477,11 @@ async fn main() -> Result<()> {
                 .map(serde_json::from_str)
                 .collect::<Result<_, _>>()
                 .with_context(|| format!("bad JSON line in {}", jsonl.display()))?;
-            print!("{}", report::table(&results));
+            if results.iter().any(|r| r["bench"] == "query") {
+                print!("{}", query::table(&results));
+            } else {
+                print!("{}", report::table(&results));
+            }
         }
     }
     Ok(())
