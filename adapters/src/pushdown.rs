@@ -15,6 +15,7 @@
 //! | boolean `=`/`<>` | the reader's 0/1/'true'/'false' rule in SQL | `::bool` | `(c <> 0)` |
 //! | date | `'YYYY-MM-DD'` text (read strictly in that form) | `::date` | as is |
 //! | datetime | inexact: the day range, as text | `::timestamp` | as is |
+//! | `date_part('hour', t)` compared with an integer | not pushed | `EXTRACT(HOUR FROM t::timestamp)::int8` | `HOUR(t)` |
 //!
 //! Patterns with a backslash, `ILIKE`, casts of columns, and anything else are not
 //! pushed. Identifiers only come from the validated field list; values are parameters.
@@ -330,6 +331,12 @@ impl Columns {
             }
             Expr::BinaryExpr(b) => {
                 let cmp = Cmp::of(b.op)?;
+                if let Some(i) = self.hour_of(&b.left) {
+                    return self.compare_hour(i, cmp, &b.right);
+                }
+                if let Some(i) = self.hour_of(&b.right) {
+                    return self.compare_hour(i, cmp.flipped(), &b.left);
+                }
                 if let Some(i) = self.field(&b.left) {
                     self.compare(i, cmp, &b.right)
                 } else {
@@ -389,6 +396,48 @@ impl Columns {
     fn field(&self, e: &Expr) -> Option<usize> {
         let Expr::Column(c) = e else { return None };
         self.fields.iter().position(|f| f.name == c.name)
+    }
+
+    /// The datetime field of `date_part('hour', t)` (SQL's `EXTRACT(HOUR FROM t)`),
+    /// possibly under DataFusion's cast to a wider integer.
+    fn hour_of(&self, e: &Expr) -> Option<usize> {
+        let e = match e {
+            Expr::Cast(c) if c.field.data_type().is_integer() => c.expr.as_ref(),
+            other => other,
+        };
+        let Expr::ScalarFunction(f) = e else {
+            return None;
+        };
+        if f.name() != "date_part" || f.args.len() != 2 {
+            return None;
+        }
+        let part = literal(FieldType::String, &f.args[0])?;
+        if !matches!(&part, Param::Text(p) if p.eq_ignore_ascii_case("hour")) {
+            return None;
+        }
+        let i = self.field(&f.args[1])?;
+        (self.fields[i].field_type == FieldType::Datetime).then_some(i)
+    }
+
+    /// `hour(t) <cmp> n`, where the source computes the hour exactly as DataFusion
+    /// does (0–23 of the stored local time, NULL for NULL). Not for SQLite, whose
+    /// times are text in more than one accepted form.
+    fn compare_hour(&self, i: usize, cmp: Cmp, value: &Expr) -> Option<Pushed> {
+        let param = literal(FieldType::Integer, value)?;
+        let c = self.quote(&self.fields[i].name);
+        let hour = match self.dialect {
+            Dialect::Postgres => format!("EXTRACT(HOUR FROM {c}::timestamp)::int8"),
+            Dialect::Mysql => format!("HOUR({c})"),
+            Dialect::Sqlite => return None,
+        };
+        Some(Pushed::exact(
+            Fragment::default()
+                .sql("(")
+                .sql(&hour)
+                .sql(cmp.sql())
+                .param(param)
+                .sql(")"),
+        ))
     }
 
     /// `Some` when the column is known; SQLite needs its affinity for anything.

@@ -42,6 +42,8 @@ bench=${BENCH_BIN:-$target/release/yiwang-bench}
 [ -x "$bench" ] || die "no $bench"
 
 tmp=$(mktemp -d /tmp/yiwang-bench-query.XXXXXX)
+# The database servers may run as their own system users: they must reach $tmp/db.
+chmod 755 "$tmp"
 node_pid=
 cleanup() {
     [ -n "$node_pid" ] && kill "$node_pid" 2>/dev/null && wait "$node_pid" 2>/dev/null

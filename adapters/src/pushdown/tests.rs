@@ -236,3 +236,44 @@ fn declared_types_map_to_sqlite_affinities() {
         assert_eq!(Affinity::of_declared(declared), affinity, "{declared}");
     }
 }
+
+#[test]
+fn the_hour_of_a_time_is_pushed_to_postgresql_and_mysql_only() {
+    use datafusion::functions::datetime::expr_fn::date_part;
+    let night = || {
+        date_part(lit("hour"), col("t"))
+            .gt_eq(lit(22i32))
+            .or(lit(5i64).gt(date_part(lit("HOUR"), col("t"))))
+    };
+    let select = sql(Dialect::Postgres, &[night()], Some(4));
+    assert_eq!(
+        select.sql,
+        "SELECT \"s\"::text, \"n\"::int8 FROM \"t1\" WHERE \
+         ((EXTRACT(HOUR FROM \"t\"::timestamp)::int8 >= $1::int8) \
+         OR (EXTRACT(HOUR FROM \"t\"::timestamp)::int8 < $2::int8)) LIMIT 4"
+    );
+    assert_eq!(select.params, [Param::Int(22), Param::Int(5)]);
+    let select = sql(Dialect::Mysql, &[night()], None);
+    assert_eq!(
+        select.sql,
+        "SELECT `s`, `n` FROM \"t1\" WHERE ((HOUR(`t`) >= ?) OR (HOUR(`t`) < ?))"
+    );
+    assert!(select.exact);
+    assert_eq!(
+        columns(Dialect::Sqlite).pushdown(&night()),
+        TableProviderFilterPushDown::Unsupported
+    );
+    // Other parts, other columns and other types stay with DataFusion.
+    let pg = columns(Dialect::Postgres);
+    for e in [
+        date_part(lit("minute"), col("t")).eq(lit(0i64)),
+        date_part(lit("hour"), col("s")).eq(lit(0i64)),
+        date_part(lit("hour"), col("t")).eq(lit(0.5)),
+    ] {
+        assert_eq!(
+            pg.pushdown(&e),
+            TableProviderFilterPushDown::Unsupported,
+            "{e}"
+        );
+    }
+}

@@ -116,6 +116,10 @@ pub async fn scenario_queries_match_sqlite(server: Server) {
         "SELECT count(*) FROM {t} WHERE goods_class IN ('第3类 易燃液体', '第8类 腐蚀性物质')",
         "SELECT record_id FROM {t} WHERE pass_time BETWEEN '2026-10-10 00:00:00' AND '2026-10-10 23:59:59'",
         "SELECT checkpoint, count(*) FROM {t} GROUP BY checkpoint",
+        "SELECT record_id FROM {t} WHERE date_part('hour', pass_time) >= 22 \
+         OR date_part('hour', pass_time) < 5",
+        "SELECT consignee_uscc, count(*) FROM {t} WHERE extract(hour FROM pass_time) = 23 \
+         GROUP BY consignee_uscc",
     ];
     for q in queries {
         let (got, scans) = query(&ctx, &q.replace("{e}", "e").replace("{t}", "t"))
