@@ -148,7 +148,7 @@ fn move_dataset(node: &DemoNode, steward: &str, id: &str, source: &str, table: &
 fn the_scenario_across_sqlite_postgresql_and_mariadb() {
     let pg_url = required_env("YIWANG_TEST_PG_URL");
     let my_url = required_env("YIWANG_TEST_MYSQL_URL");
-    let mut demo = DemoNode::start();
+    let demo = DemoNode::start();
     grant(
         &demo,
         "jtj-steward",
@@ -213,33 +213,25 @@ fn the_scenario_across_sqlite_postgresql_and_mariadb() {
     );
 
     // The node gets two more sources (credentials in its configuration only).
-    demo.stop();
-    let config = std::fs::read_to_string(demo.dir.join("node.toml")).unwrap();
-    let mut cfg: toml::Value = toml::from_str(&config).unwrap();
-    let (port, admin) = (free_port(), free_port());
-    cfg["listen"] = toml::Value::String(format!("127.0.0.1:{port}"));
-    cfg["admin_listen"] = toml::Value::String(format!("127.0.0.1:{admin}"));
     let mut pg_no_pass = reqwest::Url::parse(&pg_url).unwrap();
     let _ = pg_no_pass.set_password(None);
     let mut my_no_pass = my.clone();
     let _ = my_no_pass.set_password(None);
-    let sources = cfg["sources"].as_table_mut().unwrap();
-    sources.insert(
-        "jtj-pg".into(),
-        toml::Value::try_from(json!({"kind": "postgres", "url": pg_no_pass.as_str()})).unwrap(),
-    );
-    sources.insert(
-        "gdgs-mariadb".into(),
-        toml::Value::try_from(json!({"kind": "mysql", "url": my_no_pass.as_str(), "password": my.password().unwrap()})).unwrap(),
-    );
-    sources.insert(
-        "down-pg".into(),
-        toml::Value::try_from(json!({"kind": "postgres", "url": format!("postgres://yiwang@127.0.0.1:{}/x", free_port())})).unwrap(),
-    );
-    let path = demo.dir.join("databases.toml");
-    std::fs::write(&path, toml::to_string(&cfg).unwrap()).unwrap();
-    let mut node = DemoNode::serve(&demo.dir, &path, port, admin).unwrap();
-    demo.hand_over_dir(&mut node);
+    let node = serve_again(demo, "databases.toml", |cfg| {
+        let sources = cfg["sources"].as_table_mut().unwrap();
+        sources.insert(
+            "jtj-pg".into(),
+            toml::Value::try_from(json!({"kind": "postgres", "url": pg_no_pass.as_str()})).unwrap(),
+        );
+        sources.insert(
+            "gdgs-mariadb".into(),
+            toml::Value::try_from(json!({"kind": "mysql", "url": my_no_pass.as_str(), "password": my.password().unwrap()})).unwrap(),
+        );
+        sources.insert(
+            "down-pg".into(),
+            toml::Value::try_from(json!({"kind": "postgres", "url": format!("postgres://yiwang@127.0.0.1:{}/x", free_port())})).unwrap(),
+        );
+    });
 
     move_dataset(
         &node,
@@ -338,23 +330,30 @@ fn the_scenario_across_sqlite_postgresql_and_mariadb() {
     );
 }
 
-/// Starts the demo once, then serves it again with the given `[query]` limits.
-fn serve_with_query_limits(limits: serde_json::Value) -> DemoNode {
-    let mut demo = DemoNode::start();
+/// Stops the demo and serves its directory again on new ports, with its configuration
+/// changed by `edit` and written to `name`.
+fn serve_again(mut demo: DemoNode, name: &str, edit: impl FnOnce(&mut toml::Value)) -> DemoNode {
     demo.stop();
     let config = std::fs::read_to_string(demo.dir.join("node.toml")).unwrap();
     let mut cfg: toml::Value = toml::from_str(&config).unwrap();
     let (port, admin) = (free_port(), free_port());
     cfg["listen"] = toml::Value::String(format!("127.0.0.1:{port}"));
     cfg["admin_listen"] = toml::Value::String(format!("127.0.0.1:{admin}"));
-    cfg.as_table_mut()
-        .unwrap()
-        .insert("query".into(), toml::Value::try_from(limits).unwrap());
-    let path = demo.dir.join("limits.toml");
+    edit(&mut cfg);
+    let path = demo.dir.join(name);
     std::fs::write(&path, toml::to_string(&cfg).unwrap()).unwrap();
     let mut node = DemoNode::serve(&demo.dir, &path, port, admin).unwrap();
     demo.hand_over_dir(&mut node);
     node
+}
+
+/// Starts the demo once, then serves it again with the given `[query]` limits.
+fn serve_with_query_limits(limits: serde_json::Value) -> DemoNode {
+    serve_again(DemoNode::start(), "limits.toml", |cfg| {
+        cfg.as_table_mut()
+            .unwrap()
+            .insert("query".into(), toml::Value::try_from(limits).unwrap());
+    })
 }
 
 /// Waits for the node to go idle: a cancelled query must not keep computing.
