@@ -95,6 +95,26 @@ impl Op {
     }
 }
 
+/// The CA and client certificate of the measured requests (mutual TLS).
+#[derive(Args, Debug, Clone)]
+pub struct ClientTls {
+    /// CA certificate (PEM) the servers' certificates chain to
+    #[arg(long)]
+    ca: PathBuf,
+    /// Client certificate (PEM) for the measured requests
+    #[arg(long)]
+    cert: PathBuf,
+    /// Client key (PEM)
+    #[arg(long)]
+    key: PathBuf,
+}
+
+impl ClientTls {
+    pub(crate) fn config(&self) -> Result<ClientConfig> {
+        tls_config(&self.ca, &self.cert, &self.key)
+    }
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
     /// Target system (must match --op)
@@ -114,15 +134,8 @@ pub struct RunArgs {
     /// Node base URLs, comma-separated; client i talks to node i mod N
     #[arg(long, value_delimiter = ',', required = true)]
     nodes: Vec<String>,
-    /// CA certificate (PEM) the servers' certificates chain to
-    #[arg(long)]
-    ca: PathBuf,
-    /// Client certificate (PEM) for the measured requests
-    #[arg(long)]
-    cert: PathBuf,
-    /// Client key (PEM)
-    #[arg(long)]
-    key: PathBuf,
+    #[command(flatten)]
+    tls: ClientTls,
     /// Certificate for setup (pre-creating datasets to read); default --cert
     #[arg(long)]
     setup_cert: Option<PathBuf>,
@@ -278,11 +291,11 @@ async fn run(args: RunArgs) -> Result<serde_json::Value> {
         .map(|n| n.trim_end_matches('/').to_string())
         .collect();
     let timeout = Duration::from_secs_f64(args.timeout);
-    let tls = tls_config(&args.ca, &args.cert, &args.key)?;
+    let tls = args.tls.config()?;
     let setup_tls = tls_config(
-        &args.ca,
-        args.setup_cert.as_ref().unwrap_or(&args.cert),
-        args.setup_key.as_ref().unwrap_or(&args.key),
+        &args.tls.ca,
+        args.setup_cert.as_ref().unwrap_or(&args.tls.cert),
+        args.setup_key.as_ref().unwrap_or(&args.tls.key),
     )?;
     let setup_client = http_client(&setup_tls, Duration::from_secs(120))?;
 

@@ -18,7 +18,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use serde_json::{Value, json};
 
-use crate::{append, http_client, percentile, round, tls_config};
+use crate::{ClientTls, append, http_client, percentile, round};
 
 #[derive(Args, Debug, Clone)]
 pub struct QueryArgs {
@@ -28,15 +28,8 @@ pub struct QueryArgs {
     /// Node base URL
     #[arg(long)]
     node: String,
-    /// CA certificate (PEM) of the node
-    #[arg(long)]
-    ca: PathBuf,
-    /// Client certificate (PEM) of the querying system
-    #[arg(long)]
-    cert: PathBuf,
-    /// Client key (PEM)
-    #[arg(long)]
-    key: PathBuf,
+    #[command(flatten)]
+    tls: ClientTls,
     /// PostgreSQL URL for the direct runs
     #[arg(long)]
     pg: Option<String>,
@@ -248,7 +241,7 @@ async fn run_case(args: &QueryArgs, case: &Case, c: usize) -> Result<(Value, Val
             end: measure_from + Duration::from_secs_f64(args.duration),
         })
     };
-    let tls = tls_config(&args.ca, &args.cert, &args.key)?;
+    let tls = args.tls.config()?;
     let url = format!("{}/v1/query", args.node.trim_end_matches('/'));
     let body = json!({"sql": case.sql, "purpose": args.purpose});
     let w = window();
