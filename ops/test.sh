@@ -29,6 +29,10 @@ if cargo tree --workspace -i aws-lc-rs >/dev/null 2>&1; then
     die "aws-lc-rs is in the dependency tree; rustls must use ring only"
 fi
 
+# The disk-full audit test mounts a small tmpfs in a private user + mount namespace.
+unshare --user --map-root-user --mount true 2>/dev/null \
+    || die "unshare cannot create a user namespace (util-linux 'unshare', and kernel.unprivileged_userns_clone=1 or root); the disk-full audit test needs it"
+
 say "test databases (PostgreSQL, MariaDB) in a throwaway directory"
 command -v python3 >/dev/null || die "python3 is required by ops/testdb.sh (apt-get install python3)"
 dbdir=$(mktemp -d "${TMPDIR:-/tmp}/yiwang-testdb.XXXXXX")

@@ -410,4 +410,19 @@ pub struct AuditAnchor {
     pub seq: u64,
     pub hash: String,
     pub at: String,
+    /// Where the node's retained audit trail starts, once retention has deleted older
+    /// records; absent while the trail is whole from its first record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cut: Option<AuditCut>,
+}
+
+/// The start of a node's retained audit trail: its first retained record `seq` links to
+/// `prev_hash`, the hash of the last deleted record. Published through Raft before the
+/// older records are deleted, so that a verifier can tell retention from removal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditCut {
+    pub seq: u64,
+    pub prev_hash: String,
+    /// Time of the first retained record.
+    pub time: String,
 }

@@ -181,15 +181,38 @@ impl CatalogState {
                 changes.push(Change::Grant(id));
                 Ok(Outcome::Grant { grant })
             }
-            Command::PublishAnchor { anchor } => {
+            Command::PublishAnchor { mut anchor } => {
                 let node = anchor.node_id;
-                if let Some(prev) = self.anchors.get(&node)
-                    && prev.seq > anchor.seq
+                if let Some(prev) = self.anchors.get(&node) {
+                    if prev.seq > anchor.seq {
+                        return Err(CatalogError::conflict(format!(
+                            "anchor of node {node} would move back from {} to {}",
+                            prev.seq, anchor.seq
+                        )));
+                    }
+                    // The retained start only moves forward; an anchor without a cut
+                    // keeps the one already published.
+                    match (&prev.cut, &anchor.cut) {
+                        (Some(p), Some(c)) if c.seq < p.seq => {
+                            return Err(CatalogError::conflict(format!(
+                                "audit retention cut of node {node} would move back from {} to {}",
+                                p.seq, c.seq
+                            )));
+                        }
+                        (Some(p), None) => anchor.cut = Some(p.clone()),
+                        _ => {}
+                    }
+                }
+                if let Some(c) = &anchor.cut
+                    && c.seq > anchor.seq + 1
                 {
-                    return Err(CatalogError::conflict(format!(
-                        "anchor of node {node} would move back from {} to {}",
-                        prev.seq, anchor.seq
-                    )));
+                    return Err(CatalogError::invalid(
+                        "anchor.cut.seq",
+                        format!(
+                            "audit retention cut of node {node} at seq {} is past its head {}",
+                            c.seq, anchor.seq
+                        ),
+                    ));
                 }
                 self.anchors.insert(node, anchor);
                 changes.push(Change::Anchor(node));

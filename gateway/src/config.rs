@@ -133,15 +133,65 @@ impl Default for Limits {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuditConfig {
-    /// Publish this node's audit chain head through Raft at most this often (seconds).
+    /// Publish this node's audit chain head through Raft this often (seconds) while it
+    /// has new records.
     pub anchor_interval_s: u64,
+    /// Folder of the audit trail (the node's segments are in `node-<id>/` inside it);
+    /// default `<data_dir>/audit`. Put it on its own disk to keep a full data disk from
+    /// stopping reads, and the reverse.
+    pub dir: Option<PathBuf>,
+    /// Seal a segment and start the next once it reaches this size (KiB).
+    pub segment_kb: u64,
+    /// Delete sealed segments whose records are all older than this: a number with a
+    /// unit, `s`, `m`, `h` or `d` (`"400d"`); `"0"` keeps everything.
+    pub retention: String,
+    /// `group` (group commit, the default), `each` (one fsync per record) or `none`
+    /// (no fsync: benchmarks only, records can be lost in a power failure).
+    pub sync: crate::audit::SyncMode,
 }
 
 impl Default for AuditConfig {
     fn default() -> Self {
         AuditConfig {
-            anchor_interval_s: 10,
+            anchor_interval_s: 1,
+            dir: None,
+            segment_kb: 65536,
+            retention: "0".into(),
+            sync: crate::audit::SyncMode::Group,
         }
+    }
+}
+
+impl NodeConfig {
+    /// `audit.retention` as a duration; `None` keeps everything.
+    pub fn audit_retention(&self) -> Result<Option<std::time::Duration>> {
+        let r = self.audit.retention.trim();
+        if r == "0" || r.is_empty() {
+            return Ok(None);
+        }
+        let (n, unit) = r.split_at(r.len() - 1);
+        let secs = match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86400,
+            _ => bail!("audit.retention: '{r}' needs a unit: s, m, h or d (e.g. \"400d\")"),
+        };
+        let n: u64 = n
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .with_context(|| format!("audit.retention: '{r}' is not a positive whole number with a unit"))?;
+        Ok(Some(std::time::Duration::from_secs(n * secs)))
+    }
+
+    /// The audit folder: `audit.dir`, or `<data_dir>/audit`.
+    pub fn audit_dir(&self) -> PathBuf {
+        self.audit
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("audit"))
     }
 }
 
@@ -178,6 +228,9 @@ impl NodeConfig {
         abs(&mut self.tls.cert);
         abs(&mut self.tls.key);
         if let Some(p) = self.demo_seed.as_mut() {
+            abs(p);
+        }
+        if let Some(p) = self.audit.dir.as_mut() {
             abs(p);
         }
         self.base_dir = base.to_path_buf();
@@ -221,6 +274,10 @@ impl NodeConfig {
         if self.raft.max_payload_entries == 0 {
             bail!("raft: max_payload_entries must be positive");
         }
+        if self.audit.segment_kb == 0 {
+            bail!("audit.segment_kb must be positive");
+        }
+        self.audit_retention()?;
         if self.limits.bulk_batch == 0 {
             bail!("limits: bulk_batch must be positive");
         }

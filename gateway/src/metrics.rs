@@ -39,6 +39,7 @@ pub struct Metrics {
     pub audit_records: Counter,
     pub audit_fsync: Histogram,
     pub audit_wait: Histogram,
+    pub audit_failures: Counter,
     pub raft_term: Gauge,
     pub raft_leader: Gauge,
     pub raft_last_applied: Gauge,
@@ -65,6 +66,7 @@ impl Metrics {
         let audit_records = Counter::default();
         let audit_fsync = Histogram::new(exponential_buckets(0.00005, 2.0, 16));
         let audit_wait = Histogram::new(exponential_buckets(0.00005, 2.0, 16));
+        let audit_failures = Counter::default();
         let raft_term = Gauge::default();
         let raft_leader = Gauge::default();
         let raft_last_applied = Gauge::default();
@@ -97,6 +99,11 @@ impl Metrics {
             "audit_wait_seconds",
             "Time a request waits for its audit record",
             audit_wait.clone(),
+        );
+        r.register(
+            "audit_write_failures",
+            "Audit writes that failed (their requests were refused with 503)",
+            audit_failures.clone(),
         );
         r.register("raft_term", "Current Raft term", raft_term.clone());
         r.register(
@@ -137,6 +144,7 @@ impl Metrics {
             audit_records,
             audit_fsync,
             audit_wait,
+            audit_failures,
             raft_term,
             raft_leader,
             raft_last_applied,

@@ -133,7 +133,15 @@ impl Node {
         );
         let sources = Sources::from_config(&config.sources, &config.base_dir)
             .map_err(|e| anyhow!("sources: {e}"))?;
-        let audit = AuditLog::open(&data.join("audit"), config.node_id, metrics.clone())?;
+        let audit = AuditLog::open(
+            &crate::audit::AuditOptions {
+                dir: config.audit_dir(),
+                node: config.node_id,
+                segment_bytes: config.audit.segment_kb << 10,
+                sync: config.audit.sync,
+            },
+            metrics.clone(),
+        )?;
 
         let (policy_tx, policy_applied) = watch::channel(0);
         let (search_tx, search_applied) = watch::channel(0);
@@ -259,6 +267,9 @@ impl Node {
     pub fn readiness(&self) -> Result<(), String> {
         if self.starting.load(std::sync::atomic::Ordering::Acquire) {
             return Err("start-up work (seeding) is still running".into());
+        }
+        if let Some(why) = self.audit.problem() {
+            return Err(format!("audit trail not writable, data requests are refused: {why}"));
         }
         self.serving()
     }
@@ -596,28 +607,67 @@ fn rebuild_search_if_stale(
     Ok(Some(search.rebuild(docs.into_iter(), index)?))
 }
 
-/// Publishes this node's audit chain head through Raft from time to time, so that a
-/// truncated audit file is detected by `verify` even if its tail was removed cleanly.
+/// Publishes this node's audit chain head through Raft every `audit.anchor_interval_s`
+/// while it has new records, so that a truncated audit log is detected by `verify` even
+/// if its tail was removed cleanly; and applies retention.
 async fn publish_anchors(node: Arc<Node>) {
     let every = Duration::from_secs(node.config.audit.anchor_interval_s.max(1));
+    let retention = node.config.audit_retention().ok().flatten();
     let mut published = 0u64;
     loop {
         tokio::time::sleep(every).await;
+        if let Some(keep) = retention
+            && let Err(e) = apply_retention(&node, keep).await
+        {
+            tracing::warn!("audit retention: {e}");
+        }
         let head = node.audit.head();
         if head.seq == published {
             continue;
         }
-        let cmd = Command::PublishAnchor {
-            anchor: yiwang_catalog::model::AuditAnchor {
-                node_id: node.config.node_id,
-                seq: head.seq,
-                hash: head.hash,
-                at: yiwang_catalog::clock::now(),
-            },
-        };
-        match node.propose(cmd).await {
+        match node.propose(anchor_command(&node, None)).await {
             Ok(_) => published = head.seq,
             Err(e) => tracing::debug!("audit anchor not published yet: {}", e.message),
         }
     }
+}
+
+fn anchor_command(node: &Node, cut: Option<yiwang_catalog::model::AuditCut>) -> Command {
+    let head = node.audit.head();
+    Command::PublishAnchor {
+        anchor: yiwang_catalog::model::AuditAnchor {
+            node_id: node.config.node_id,
+            seq: head.seq,
+            hash: head.hash,
+            at: yiwang_catalog::clock::now(),
+            cut,
+        },
+    }
+}
+
+/// Deletes sealed audit segments older than `keep`, after publishing where the retained
+/// trail starts (the cut) through Raft: a verifier accepts that start and nothing else.
+async fn apply_retention(node: &Arc<Node>, keep: Duration) -> Result<(), String> {
+    let keep = time::Duration::try_from(keep).map_err(|e| e.to_string())?;
+    let before = yiwang_catalog::clock::format(time::OffsetDateTime::now_utc() - keep);
+    let dir = node.audit.dir().to_path_buf();
+    let plan = tokio::task::spawn_blocking(move || crate::audit::plan_retention(&dir, &before))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let Some(plan) = plan else { return Ok(()) };
+    node.propose(anchor_command(node, Some(plan.cut.clone())))
+        .await
+        .map_err(|e| format!("cut not anchored, nothing deleted: {}", e.message))?;
+    for seg in &plan.delete {
+        std::fs::remove_file(&seg.path)
+            .map_err(|e| format!("cannot delete {}: {e}", seg.path.display()))?;
+    }
+    tracing::info!(
+        "audit retention: deleted {} segment(s); the trail now starts at seq {} ({})",
+        plan.delete.len(),
+        plan.cut.seq,
+        plan.cut.time
+    );
+    Ok(())
 }

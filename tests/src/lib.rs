@@ -102,11 +102,22 @@ impl DemoNode {
     /// Starts `yiwang serve --config CONFIG` (the config's listen/admin addresses must
     /// be 127.0.0.1:`port` / `admin_port`) and waits for `/readyz`.
     pub fn serve(dir: &Path, config: &Path, port: u16, admin_port: u16) -> Result<DemoNode> {
+        let mut cmd = Command::new(binary());
+        cmd.args(["serve", "--config"]).arg(config);
+        Self::serve_command(dir, cmd, port, admin_port)
+    }
+
+    /// As [`serve`](Self::serve), with the command prepared by the caller (e.g. wrapped
+    /// in `unshare` to give it a private mount).
+    pub fn serve_command(
+        dir: &Path,
+        mut cmd: Command,
+        port: u16,
+        admin_port: u16,
+    ) -> Result<DemoNode> {
         let log = dir.join(format!("test-serve-{port}.log"));
         let log_file = std::fs::File::create(&log)?;
-        let child = Command::new(binary())
-            .args(["serve", "--config"])
-            .arg(config)
+        let child = cmd
             .stdout(log_file.try_clone()?)
             .stderr(log_file)
             .stdin(Stdio::null())
@@ -231,9 +242,52 @@ impl DemoNode {
         }
     }
 
-    /// Path of the node's audit file.
-    pub fn audit_file(&self) -> PathBuf {
-        self.dir.join("node-1").join("audit").join("node-1.log")
+    /// The folder of the node's audit segments.
+    pub fn audit_dir(&self) -> PathBuf {
+        self.dir.join("node-1").join("audit").join("node-1")
+    }
+
+    /// Stops this demo and serves its directory again on new ports, with its
+    /// configuration changed by `edit` and written to `name`.
+    pub fn serve_again(mut self, name: &str, edit: impl FnOnce(&mut toml::Value)) -> DemoNode {
+        let (path, port, admin) = self.changed_config(name, edit);
+        let mut node = DemoNode::serve(&self.dir, &path, port, admin).unwrap();
+        self.hand_over_dir(&mut node);
+        node
+    }
+
+    /// Stops this demo and writes its configuration, changed by `edit` and given new
+    /// ports, to `name`; returns its path and the ports.
+    pub fn changed_config(
+        &mut self,
+        name: &str,
+        edit: impl FnOnce(&mut toml::Value),
+    ) -> (PathBuf, u16, u16) {
+        self.stop();
+        let config = std::fs::read_to_string(self.dir.join("node.toml")).unwrap();
+        let mut cfg: toml::Value = toml::from_str(&config).unwrap();
+        let (port, admin) = (free_port(), free_port());
+        cfg["listen"] = toml::Value::String(format!("127.0.0.1:{port}"));
+        cfg["admin_listen"] = toml::Value::String(format!("127.0.0.1:{admin}"));
+        edit(&mut cfg);
+        let path = self.dir.join(name);
+        std::fs::write(&path, toml::to_string(&cfg).unwrap()).unwrap();
+        (path, port, admin)
+    }
+
+    /// `GET /readyz` on the admin listener: status line and body.
+    pub fn readyz(&self) -> String {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.admin_port)) else {
+            return String::new();
+        };
+        let _ = write!(
+            s,
+            "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        );
+        let mut buf = String::new();
+        let _ = s.read_to_string(&mut buf);
+        buf
     }
 }
 

@@ -370,6 +370,32 @@ fn membership_changes_and_any_node_serves() {
     );
     assert_eq!(r.status, 201, "{}", r.body);
 
+    // Any node searches and verifies every member's audit trail: the registration was
+    // recorded by the follower that took it.
+    let auditor = c.api(followers[1], "auditor");
+    let page = auditor
+        .get("/v1/audit?action=dataset.register&limit=1000")
+        .json();
+    assert_eq!(page["complete"], true, "{page}");
+    let recorded_on: Vec<u64> = page["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["dataset"] == format!("{DEPT}-72001"))
+        .map(|r| r["node"].as_u64().unwrap())
+        .collect();
+    assert_eq!(recorded_on, vec![followers[0]], "{page}");
+    let v = auditor.get("/v1/audit/verify").json();
+    assert_eq!(v["ok"], true, "{v}");
+    let verified: BTreeSet<u64> = v["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["node"].as_u64().unwrap())
+        .collect();
+    assert_eq!(verified.len(), 3, "{v}");
+    assert!(!verified.contains(&gone));
+
     // Bad membership requests are refused clearly; only admins may change membership.
     let r = admin.post("/v1/cluster/voters", &json!({"ids": [9]}));
     assert_eq!(r.status, 409, "{}", r.body);

@@ -217,7 +217,7 @@ fn the_scenario_across_sqlite_postgresql_and_mariadb() {
     let _ = pg_no_pass.set_password(None);
     let mut my_no_pass = my.clone();
     let _ = my_no_pass.set_password(None);
-    let node = serve_again(demo, "databases.toml", |cfg| {
+    let node = demo.serve_again("databases.toml", |cfg| {
         let sources = cfg["sources"].as_table_mut().unwrap();
         sources.insert(
             "jtj-pg".into(),
@@ -330,26 +330,10 @@ fn the_scenario_across_sqlite_postgresql_and_mariadb() {
     );
 }
 
-/// Stops the demo and serves its directory again on new ports, with its configuration
-/// changed by `edit` and written to `name`.
-fn serve_again(mut demo: DemoNode, name: &str, edit: impl FnOnce(&mut toml::Value)) -> DemoNode {
-    demo.stop();
-    let config = std::fs::read_to_string(demo.dir.join("node.toml")).unwrap();
-    let mut cfg: toml::Value = toml::from_str(&config).unwrap();
-    let (port, admin) = (free_port(), free_port());
-    cfg["listen"] = toml::Value::String(format!("127.0.0.1:{port}"));
-    cfg["admin_listen"] = toml::Value::String(format!("127.0.0.1:{admin}"));
-    edit(&mut cfg);
-    let path = demo.dir.join(name);
-    std::fs::write(&path, toml::to_string(&cfg).unwrap()).unwrap();
-    let mut node = DemoNode::serve(&demo.dir, &path, port, admin).unwrap();
-    demo.hand_over_dir(&mut node);
-    node
-}
 
 /// Starts the demo once, then serves it again with the given `[query]` limits.
 fn serve_with_query_limits(limits: serde_json::Value) -> DemoNode {
-    serve_again(DemoNode::start(), "limits.toml", |cfg| {
+    DemoNode::start().serve_again("limits.toml", |cfg| {
         cfg.as_table_mut()
             .unwrap()
             .insert("query".into(), toml::Value::try_from(limits).unwrap());

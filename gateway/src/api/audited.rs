@@ -4,7 +4,15 @@
 //! fills in what it learns (dataset, fields, rows), and passes its result through
 //! [`Audited::finish`]: that writes the record — allow, deny or error — durably, and
 //! only then lets the response go. If the record cannot be written the response is a
-//! 500 and no data leaves.
+//! 503 and no data leaves. A data response goes through [`Audited::finish_data`]
+//! instead, whose [`Completion`] wraps the body and writes the completion record once the
+//! last byte is sent (or the client goes away).
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use axum::body::{Body, Bytes, HttpBody};
 
 use yiwang_catalog::model::Dataset;
 use yiwang_policies::Decision;
@@ -15,6 +23,7 @@ use crate::node::Node;
 
 pub struct Audited {
     pub event: AuditEvent,
+    started: Instant,
 }
 
 impl Audited {
@@ -27,6 +36,7 @@ impl Audited {
                 action: action.to_string(),
                 ..Default::default()
             },
+            started: Instant::now(),
         }
     }
 
@@ -44,13 +54,37 @@ impl Audited {
         self.event.grant = d.grant.clone();
     }
 
-    /// Records the outcome and returns the result, or a 500 if the record could not be
+    /// Records the outcome and returns the result, or a 503 if the record could not be
     /// written.
-    pub async fn finish<T>(
+    pub async fn finish<T>(self, node: &Node, result: Result<T, ApiError>) -> Result<T, ApiError> {
+        self.write(node, result).await.map(|(t, _)| t)
+    }
+
+    /// As [`finish`](Self::finish), for a response that carries data: the returned
+    /// [`Completion`] wraps the body and records what was sent.
+    pub async fn finish_data<T>(
+        self,
+        node: &Node,
+        result: Result<T, ApiError>,
+    ) -> Result<(T, Completion), ApiError> {
+        let started = self.started;
+        let (t, record) = self.write(node, result).await?;
+        Ok((
+            t,
+            Completion {
+                log: node.audit.clone(),
+                seq: record.seq,
+                event: record.event,
+                started,
+            },
+        ))
+    }
+
+    async fn write<T>(
         mut self,
         node: &Node,
         result: Result<T, ApiError>,
-    ) -> Result<T, ApiError> {
+    ) -> Result<(T, crate::audit::AuditRecord), ApiError> {
         let e = &mut self.event;
         match &result {
             Ok(_) => {
@@ -79,10 +113,94 @@ impl Audited {
                 .to_string(),
         };
         node.metrics.decisions.get_or_create(&labels).inc();
-        node.audit
-            .append(self.event)
-            .await
-            .map_err(|e| ApiError::internal(format!("cannot write the audit record: {e}")))?;
-        result
+        let record = node.audit.append(self.event).await.map_err(|e| {
+            ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "audit_unavailable",
+                format!("the audit record cannot be written, so nothing is served: {e}"),
+            )
+        })?;
+        result.map(|t| (t, record))
+    }
+}
+
+/// What a data response needs to write its completion record.
+pub struct Completion {
+    log: crate::audit::AuditLog,
+    seq: u64,
+    event: AuditEvent,
+    started: Instant,
+}
+
+impl Completion {
+    /// Wraps `body`: once it has been sent to the end, or dropped early because the
+    /// client went away, the completion record follows with the bytes sent.
+    pub fn body(self, body: Body) -> Body {
+        Body::new(CountingBody {
+            inner: body,
+            sent: 0,
+            finished: false,
+            completion: Some(self),
+        })
+    }
+}
+
+struct CountingBody {
+    inner: Body,
+    sent: u64,
+    finished: bool,
+    completion: Option<Completion>,
+}
+
+impl HttpBody for CountingBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    self.sent += data.len() as u64;
+                }
+            }
+            Poll::Ready(None) => self.finished = true,
+            Poll::Ready(Some(Err(_))) | Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for CountingBody {
+    fn drop(&mut self) {
+        let Some(c) = self.completion.take() else {
+            return;
+        };
+        // hyper may stop polling once the body reports its end by size: that is complete too.
+        let finished = self.finished || self.inner.is_end_stream();
+        let mut e = c.event;
+        e.completes = Some(c.seq);
+        e.duration_ms = Some(c.started.elapsed().as_millis() as u64);
+        e.bytes = self.sent;
+        if !finished {
+            // nginx's "client closed request".
+            e.status = 499;
+            e.reason = format!(
+                "the client went away after {} of the response's bytes",
+                self.sent
+            );
+        }
+        c.log.append_detached(e);
     }
 }

@@ -49,6 +49,7 @@ pub fn router(node: Arc<Node>) -> Router {
         )
         .route(crate::cluster::PATH_FORWARD, post(raft::forward))
         .route("/raft/status", get(raft::status))
+        .route(audit::PATH_PEER_AUDIT, post(audit::peer))
         .layer(DefaultBodyLimit::max(512 << 20));
     let api = Router::new()
         .route(
@@ -92,6 +93,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/whoami", get(admin::whoami))
         .route("/v1/authz/explain", get(admin::explain))
         .route("/v1/audit", get(audit::search))
+        .route("/v1/audit/summary", get(audit::summary))
         .route("/v1/audit/verify", get(audit::verify))
         .route("/v1/cluster", get(cluster::status))
         .route("/v1/cluster/init", post(cluster::init))

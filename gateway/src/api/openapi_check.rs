@@ -27,6 +27,7 @@ const ROUTES: &[(&str, &[&str])] = &[
     (PATH_SNAPSHOT, &["post"]),
     (PATH_FORWARD, &["post"]),
     ("/raft/status", &["get"]),
+    (super::audit::PATH_PEER_AUDIT, &["post"]),
     ("/v1/departments", &["get", "post"]),
     ("/v1/departments/{code}", &["get"]),
     ("/v1/datasets", &["get", "post"]),
@@ -46,6 +47,7 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/v1/whoami", &["get"]),
     ("/v1/authz/explain", &["get"]),
     ("/v1/audit", &["get"]),
+    ("/v1/audit/summary", &["get"]),
     ("/v1/audit/verify", &["get"]),
     ("/v1/cluster", &["get"]),
     ("/v1/cluster/init", &["post"]),
@@ -157,6 +159,7 @@ fn path_constant(name: &str) -> &'static str {
         "PATH_VOTE" => PATH_VOTE,
         "PATH_SNAPSHOT" => PATH_SNAPSHOT,
         "PATH_FORWARD" => PATH_FORWARD,
+        "PATH_PEER_AUDIT" => super::audit::PATH_PEER_AUDIT,
         other => panic!("router() uses the path constant {other}: add it to path_constant()"),
     }
 }

@@ -77,8 +77,9 @@ pub async fn query(
         audit.event.bytes = bytes.len() as u64;
         audit.event.reason = touched.reasons.join("; ");
     }
-    let (format, rows, bytes, source_rows) = audit.finish(&node, result).await?;
-    let mut resp = Response::new(Body::from(bytes));
+    let ((format, rows, bytes, source_rows), completion) =
+        audit.finish_data(&node, result).await?;
+    let mut resp = Response::new(completion.body(Body::from(bytes)));
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,

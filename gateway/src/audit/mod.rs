@@ -1,28 +1,35 @@
-//! The audit trail: one append-only file per node, a SHA-256 hash chain over its
-//! records, written with group commit.
+//! The audit trail: one append-only, segmented log per node, a SHA-256 hash chain over
+//! its records, written with group commit.
 //!
 //! A request that reads data or changes state hands its record to [`AuditLog::append`]
 //! and waits: the writer thread collects every record that arrives while it is busy,
 //! writes them, `fdatasync`s once, and only then answers each waiter. The handler
 //! sends its response body after that answer, so no data leaves without a durable
-//! record, and one fsync serves many requests under load.
+//! record, and one fsync serves many requests under load. A data response is followed
+//! by a completion record (`completes` = the request record's seq) with the bytes
+//! actually sent and the duration.
 //!
-//! Each line is a JSON object: the record's fields, `prev_hash` (the previous record's
-//! hash, or 64 zeros) and `hash` = SHA-256 of the line's JSON without `hash`.
-//! Modifying, removing or reordering a line breaks the chain; the chain head is also
-//! published through Raft ([`yiwang_catalog::model::AuditAnchor`]) so that truncation is
-//! detected too.
+//! The log lives in `<audit dir>/node-<id>/seg-<first seq>.log`; a segment is sealed
+//! when it reaches `audit.segment_kb` and the next one starts. Each line is a JSON
+//! object: the record's fields, `prev_hash` (the previous record's hash, or 64 zeros)
+//! and `hash` = SHA-256 of the line's JSON without `hash`. Modifying, removing or
+//! reordering a line breaks the chain; the chain head is also published through Raft
+//! ([`yiwang_catalog::model::AuditAnchor`]) so that truncation is detected too, and so is
+//! the start of the retained trail when retention deletes old segments.
 
 mod query;
+mod retention;
+pub mod segments;
 mod verify;
 mod writer;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-pub use query::{AuditQuery, Page, search};
-pub use verify::{VerifyReport, verify_file};
-pub use writer::AuditLog;
+pub use query::{AuditQuery, PairSummary, Pos, search, summarize};
+pub use retention::{RetentionPlan, plan_retention};
+pub use verify::{VerifyReport, verify_path};
+pub use writer::{AuditLog, AuditOptions, ChainHead, SyncMode};
 
 /// The hash that precedes the first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -82,6 +89,13 @@ pub struct AuditEvent {
     pub bytes: u64,
     /// HTTP status of the response.
     pub status: u16,
+    /// On a completion record: the seq of the request record it completes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completes: Option<u64>,
+    /// On a completion record: milliseconds from the request's arrival to the last byte
+    /// sent (or to the client going away).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
 }
 
 /// One line of the audit file.
@@ -109,5 +123,51 @@ impl AuditRecord {
     pub fn hash(&self) -> String {
         let json = serde_json::to_vec(self).expect("audit records serialize");
         hex::encode(Sha256::digest(&json))
+    }
+
+    /// The stored line (without its newline) and the record's hash, from one
+    /// serialisation: the line is the record's JSON with `"hash"` added as its last key,
+    /// which is exactly what serialising a [`StoredRecord`] gives.
+    pub fn to_line(&self) -> (Vec<u8>, String) {
+        let mut json = serde_json::to_vec(self).expect("audit records serialize");
+        let hash = hex::encode(Sha256::digest(&json));
+        json.pop(); // the closing brace
+        json.extend_from_slice(b",\"hash\":\"");
+        json.extend_from_slice(hash.as_bytes());
+        json.extend_from_slice(b"\"}");
+        (json, hash)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_is_the_stored_record() {
+        let record = AuditRecord {
+            seq: 7,
+            node: 2,
+            time: "2026-11-30T23:00:00.000Z".into(),
+            event: AuditEvent {
+                request_id: "r1".into(),
+                principal: "spiffe://yiwang.local/dept/320600-DSJ/a".into(),
+                dept: "320600-DSJ".into(),
+                action: "records.read".into(),
+                dataset: Some("320600-YJJ-00001".into()),
+                fields: vec!["name".into(), "身份证号".into()],
+                decision: Some(AuditDecision::Allow),
+                completes: Some(6),
+                ..Default::default()
+            },
+            prev_hash: GENESIS.into(),
+        };
+        let (line, hash) = record.to_line();
+        let stored = StoredRecord {
+            record: record.clone(),
+            hash: hash.clone(),
+        };
+        assert_eq!(String::from_utf8(line).unwrap(), serde_json::to_string(&stored).unwrap());
+        assert_eq!(hash, record.hash());
     }
 }

@@ -1,46 +1,91 @@
-//! Searching the audit trail (`GET /v1/audit`, `yiwang audit search|export`).
+//! Searching and summarising a node's audit log (`GET /v1/audit`, `GET
+//! /v1/audit/summary`); the API merges the answers of all nodes.
+//!
+//! Records are ordered by their position `(time, node, seq)`: a node's record times
+//! never go backwards, so its records in seq order are in position order, and a
+//! cluster-wide page is a merge of each node's next records after the cursor.
 
-use std::io::{BufRead, BufReader};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use anyhow::{Context, Result};
-use serde::Deserialize;
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
 
+use super::segments;
 use super::{AuditDecision, StoredRecord};
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
-    /// Records at or after this time (RFC 3339).
+    /// Records at or after this time (RFC 3339 or a date).
     pub from: Option<String>,
-    /// Records before this time (RFC 3339).
+    /// Records before this time (RFC 3339 or a date).
     pub to: Option<String>,
     pub principal: Option<String>,
     /// Records where this department is the consumer or the provider.
     pub dept: Option<String>,
+    /// Records where this department is the consumer (the caller's department).
+    pub consumer: Option<String>,
+    /// Records where this department provides a dataset read.
+    pub provider: Option<String>,
     pub dataset: Option<String>,
+    /// Records that name this field.
+    pub field: Option<String>,
     pub decision: Option<AuditDecision>,
+    /// Records whose purpose contains this text.
+    pub purpose: Option<String>,
     pub action: Option<String>,
+    pub request_id: Option<String>,
+    /// Records written by this node.
+    pub node: Option<u64>,
     pub limit: Option<usize>,
     /// `next_cursor` of the previous page.
-    pub cursor: Option<u64>,
+    pub cursor: Option<String>,
 }
 
-/// One page of matching records, oldest first.
-pub struct Page {
-    pub records: Vec<StoredRecord>,
-    pub next_cursor: Option<u64>,
+/// A record's place in the cluster-wide order; also the paging cursor
+/// (`<time>~<node>~<seq>`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Pos {
+    pub time: String,
+    pub node: u64,
+    pub seq: u64,
+}
+
+impl Pos {
+    pub fn of(r: &StoredRecord) -> Pos {
+        Pos {
+            time: r.record.time.clone(),
+            node: r.record.node,
+            seq: r.record.seq,
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Pos> {
+        let mut parts = s.split('~');
+        let time = yiwang_catalog::clock::normalize(parts.next()?)?;
+        let node = parts.next()?.parse().ok()?;
+        let seq = parts.next()?.parse().ok()?;
+        parts.next().is_none().then_some(Pos { time, node, seq })
+    }
+}
+
+impl std::fmt::Display for Pos {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}~{}~{}", self.time, self.node, self.seq)
+    }
 }
 
 fn matches(q: &AuditQuery, scope: Option<&str>, r: &StoredRecord) -> bool {
     let e = &r.record.event;
-    let touches = |dept: &str| {
-        e.dept == dept
-            || e.provider_dept.as_deref() == Some(dept)
-            || e.providers.iter().any(|p| p == dept)
+    let provides = |dept: &str| {
+        e.provider_dept.as_deref() == Some(dept) || e.providers.iter().any(|p| p == dept)
     };
+    let touches = |dept: &str| e.dept == dept || provides(dept);
     scope.is_none_or(touches)
         && q.dept.as_deref().is_none_or(touches)
+        && q.consumer.as_deref().is_none_or(|c| e.dept == c)
+        && q.provider.as_deref().is_none_or(provides)
         && q.from
             .as_deref()
             .is_none_or(|f| r.record.time.as_str() >= f)
@@ -49,45 +94,149 @@ fn matches(q: &AuditQuery, scope: Option<&str>, r: &StoredRecord) -> bool {
         && q.dataset
             .as_deref()
             .is_none_or(|d| e.dataset.as_deref() == Some(d) || e.datasets.iter().any(|x| x == d))
+        && q.field
+            .as_deref()
+            .is_none_or(|f| e.fields.iter().any(|x| x == f))
         && q.decision.is_none_or(|d| e.decision == Some(d))
+        && q.purpose.as_deref().is_none_or(|p| e.purpose.contains(p))
         && q.action.as_deref().is_none_or(|a| e.action == a)
+        && q.request_id.as_deref().is_none_or(|id| e.request_id == id)
+        && q.node.is_none_or(|n| r.record.node == n)
 }
 
-/// Scans `path` for records matching `q`; `scope` limits a department auditor to
-/// records where that department is consumer or provider. `from`/`to` must already be
-/// normalised to the catalog's timestamp form.
-pub fn search(path: &Path, q: &AuditQuery, scope: Option<&str>, limit: usize) -> Result<Page> {
-    let mut records = Vec::new();
-    let file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(Page {
-                records,
-                next_cursor: None,
-            });
-        }
-        Err(e) => return Err(e).with_context(|| format!("cannot open {}", path.display())),
-    };
-    let after = q.cursor.unwrap_or(0);
-    for line in BufReader::new(file).lines() {
-        let line = line?;
-        let Ok(r) = serde_json::from_str::<StoredRecord>(&line) else {
-            continue;
-        };
-        if r.record.seq <= after || !matches(q, scope, &r) {
-            continue;
-        }
-        if records.len() == limit {
-            let next = records.last().map(|l: &StoredRecord| l.record.seq);
-            return Ok(Page {
-                records,
-                next_cursor: next,
-            });
-        }
-        records.push(r);
+/// Calls `f` with every record of the log in `dir` at a position after `after` and in
+/// `[from, to)`, in order, skipping segments that cannot hold any. `f` returns `false`
+/// to stop.
+fn scan(
+    dir: &Path,
+    q: &AuditQuery,
+    after: Option<&Pos>,
+    mut f: impl FnMut(StoredRecord) -> bool,
+) -> Result<()> {
+    let segs = segments::list(dir)?;
+    // Segment i holds records from its first record's position up to the next
+    // segment's first; skip those that end before the range.
+    let mut firsts = Vec::with_capacity(segs.len());
+    for s in &segs {
+        firsts.push(segments::first_record(&s.path)?.map(|r| Pos::of(&r)));
     }
-    Ok(Page {
-        records,
-        next_cursor: None,
+    let mut start = 0;
+    for i in 0..segs.len().saturating_sub(1) {
+        let Some(next) = &firsts[i + 1] else { break };
+        let before_range = q.from.as_deref().is_some_and(|f| next.time.as_str() < f)
+            || after.is_some_and(|a| next <= a);
+        if before_range {
+            start = i + 1;
+        } else {
+            break;
+        }
+    }
+    let segs = &segs[start..];
+    segments::for_each_line(segs, |_, _, line, complete| {
+        if !complete {
+            return Ok(true);
+        }
+        let Ok(r) = serde_json::from_slice::<StoredRecord>(line) else {
+            return Ok(true);
+        };
+        if q.to.as_deref().is_some_and(|t| r.record.time.as_str() >= t) {
+            return Ok(false);
+        }
+        if after.is_some_and(|a| Pos::of(&r) <= *a) {
+            return Ok(true);
+        }
+        Ok(f(r))
     })
+
+}
+
+/// Up to `limit` records of the log in `dir` matching `q`, after `after`, oldest
+/// first; `scope` limits a department auditor to records where that department is
+/// consumer or provider. `from`/`to` must already be normalised to the catalog's
+/// timestamp form.
+pub fn search(
+    dir: &Path,
+    q: &AuditQuery,
+    scope: Option<&str>,
+    after: Option<&Pos>,
+    limit: usize,
+) -> Result<Vec<StoredRecord>> {
+    let mut records = Vec::new();
+    scan(dir, q, after, |r| {
+        if matches(q, scope, &r) {
+            records.push(r);
+        }
+        records.len() < limit
+    })?;
+    Ok(records)
+}
+
+/// Who read whom: request records (not completions) per consumer and provider
+/// department.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairSummary {
+    pub consumer: String,
+    pub provider: String,
+    pub requests: u64,
+    pub allowed: u64,
+    pub denied: u64,
+    pub errors: u64,
+    /// Rows and bytes answered to allowed requests.
+    pub rows: u64,
+    pub bytes: u64,
+    /// The consumer's principals that made the requests.
+    pub principals: BTreeSet<String>,
+}
+
+impl PairSummary {
+    /// Adds another node's counts for the same pair.
+    pub fn merge(&mut self, o: PairSummary) {
+        self.requests += o.requests;
+        self.allowed += o.allowed;
+        self.denied += o.denied;
+        self.errors += o.errors;
+        self.rows += o.rows;
+        self.bytes += o.bytes;
+        self.principals.extend(o.principals);
+    }
+}
+
+/// Per consumer/provider pair summary of the records of `dir` matching `q` (see
+/// [`search`]). Records without a provider (catalog changes) are not counted.
+pub fn summarize(dir: &Path, q: &AuditQuery, scope: Option<&str>) -> Result<Vec<PairSummary>> {
+    let mut pairs: BTreeMap<(String, String), PairSummary> = BTreeMap::new();
+    scan(dir, q, None, |r| {
+        let e = &r.record.event;
+        if e.completes.is_some() || !matches(q, scope, &r) {
+            return true;
+        }
+        let mut providers: Vec<&str> = e.providers.iter().map(String::as_str).collect();
+        if let Some(p) = e.provider_dept.as_deref()
+            && !providers.contains(&p)
+        {
+            providers.push(p);
+        }
+        for p in providers {
+            let s = pairs
+                .entry((e.dept.clone(), p.to_string()))
+                .or_insert_with(|| PairSummary {
+                    consumer: e.dept.clone(),
+                    provider: p.to_string(),
+                    ..Default::default()
+                });
+            s.requests += 1;
+            match e.decision {
+                Some(AuditDecision::Allow) => {
+                    s.allowed += 1;
+                    s.rows += e.rows;
+                    s.bytes += e.bytes;
+                }
+                Some(AuditDecision::Deny) => s.denied += 1,
+                _ => s.errors += 1,
+            }
+            s.principals.insert(e.principal.clone());
+        }
+        true
+    })?;
+    Ok(pairs.into_values().collect())
 }

@@ -1,13 +1,14 @@
-//! Chain verification, shared by `GET /v1/audit/verify` and `yiwang audit verify --file`.
+//! Chain verification, shared by `GET /v1/audit/verify` (each node checks its own log)
+//! and `yiwang audit verify --path` (offline).
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::Serialize;
 use yiwang_catalog::model::AuditAnchor;
 
-use super::{GENESIS, StoredRecord};
+use super::segments::{self, Segment};
+use super::{ChainHead, GENESIS, StoredRecord};
 
 /// Most problems listed in one report; the count is always complete.
 const MAX_LISTED: usize = 20;
@@ -15,36 +16,66 @@ const MAX_LISTED: usize = 20;
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct VerifyReport {
     pub node: Option<u64>,
-    pub file: String,
+    /// The folder (or file) checked.
+    pub path: String,
     pub ok: bool,
+    pub segments: usize,
     pub records: u64,
+    /// The first record present (0 if none).
+    pub first_seq: u64,
     pub head_seq: u64,
     pub head_hash: String,
-    /// The Raft-published anchor this file was checked against, if any.
+    /// The Raft-published anchor this log was checked against, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub anchor: Option<AuditAnchor>,
     pub problem_count: u64,
-    /// The first problems, each naming the line and what is wrong.
+    /// The first problems, each naming the segment, line and what is wrong.
     pub problems: Vec<String>,
 }
 
-/// Verifies an audit file: every line is canonical JSON whose hash matches, sequence
-/// numbers are consecutive, each record links to the previous hash, and the file
-/// reaches the anchor (when given) with the anchored hash.
+/// A position the log must contain with this hash: the published anchor, or the
+/// running writer's head.
+struct Checkpoint {
+    what: &'static str,
+    seq: u64,
+    hash: String,
+    seen: bool,
+}
+
+/// Verifies a node's audit log — a segment folder, or one segment file: every line is
+/// canonical JSON whose hash matches, sequence numbers are consecutive within and
+/// across segments, each segment is named after its first record, each record links to
+/// the previous hash, the trail starts at record 1 or at the anchored retention cut, and
+/// it reaches the anchor (when given) and the running writer's head (`live`, when the
+/// node is running) with their hashes.
 ///
-/// With `live`, the file is being written: a last line without its newline is a write
-/// in progress, not damage, and is left out.
-pub fn verify_file(path: &Path, anchor: Option<&AuditAnchor>, live: bool) -> Result<VerifyReport> {
-    let file =
-        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+/// With `live`, the newest segment is being written: a last line without its newline is
+/// a write in progress, not damage, and is left out.
+pub fn verify_path(
+    path: &Path,
+    anchor: Option<&AuditAnchor>,
+    live: Option<&ChainHead>,
+) -> Result<VerifyReport> {
+    let segs = if path.is_dir() {
+        segments::list(path)?
+    } else {
+        let first_seq = segments::list(path.parent().unwrap_or(Path::new(".")))?
+            .into_iter()
+            .find(|s| s.path == path)
+            .map_or(0, |s| s.first_seq);
+        std::fs::metadata(path)?;
+        vec![Segment {
+            path: path.to_path_buf(),
+            first_seq,
+        }]
+    };
     let mut report = VerifyReport {
         node: None,
-        file: path.file_name().map_or_else(
-            || path.display().to_string(),
-            |n| n.to_string_lossy().into_owned(),
-        ),
+        path: path.display().to_string(),
         ok: true,
+        segments: segs.len(),
         records: 0,
+        first_seq: 0,
         head_seq: 0,
         head_hash: GENESIS.to_string(),
         anchor: anchor.cloned(),
@@ -57,47 +88,73 @@ pub fn verify_file(path: &Path, anchor: Option<&AuditAnchor>, live: bool) -> Res
             report.problems.push(msg);
         }
     };
-    let mut anchor_seen = false;
-    let mut reader = BufReader::new(file);
-    let mut buf = Vec::new();
-    let mut lineno = 0usize;
-    loop {
-        buf.clear();
-        let n = reader
-            .read_until(b'\n', &mut buf)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        if n == 0 || (live && buf.last() != Some(&b'\n')) {
-            break;
-        }
-        lineno += 1;
-        if buf.last() == Some(&b'\n') {
-            buf.pop();
-        }
-        let line = match std::str::from_utf8(&buf) {
-            Ok(l) => l.to_string(),
-            Err(_) => {
-                problem(&mut report, format!("line {lineno}: not UTF-8 (modified)"));
-                continue;
-            }
-        };
-        let stored: StoredRecord = match serde_json::from_str(&line) {
-            Ok(r) => r,
-            Err(e) => {
+    let mut checkpoints: Vec<Checkpoint> = Vec::new();
+    if let Some(a) = anchor.filter(|a| a.seq > 0) {
+        checkpoints.push(Checkpoint {
+            what: "the anchor published through Raft",
+            seq: a.seq,
+            hash: a.hash.clone(),
+            seen: false,
+        });
+    }
+    if let Some(h) = live.filter(|h| h.seq > 0) {
+        checkpoints.push(Checkpoint {
+            what: "the running node's chain head",
+            seq: h.seq,
+            hash: h.hash.clone(),
+            seen: false,
+        });
+    }
+    let cut = anchor.and_then(|a| a.cut.as_ref());
+    let last_segment = segs.len().saturating_sub(1);
+    let mut current_segment = usize::MAX;
+    let mut started = false;
+    segments::for_each_line(&segs, |i, lineno, bytes, complete| {
+        let seg = &segs[i];
+        let name = seg.path.file_name().map_or_else(
+            || seg.path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let at = format!("{name} line {lineno}");
+        if !complete {
+            if live.is_none() || i != last_segment {
                 problem(
                     &mut report,
-                    format!("line {lineno}: not an audit record ({e})"),
+                    format!("{at}: incomplete last line (truncated)"),
                 );
-                continue;
+            }
+            return Ok(true);
+        }
+        let new_segment = i != current_segment;
+        current_segment = i;
+        let Ok(line) = std::str::from_utf8(bytes) else {
+            problem(&mut report, format!("{at}: not UTF-8 (modified)"));
+            return Ok(true);
+        };
+        let stored: StoredRecord = match serde_json::from_str(line) {
+            Ok(r) => r,
+            Err(e) => {
+                problem(&mut report, format!("{at}: not an audit record ({e})"));
+                return Ok(true);
             }
         };
         report.records += 1;
         let r = &stored.record;
         report.node.get_or_insert(r.node);
-        if serde_json::to_string(&stored).ok().as_deref() != Some(line.as_str()) {
+        if new_segment && seg.first_seq != 0 && seg.first_seq != r.seq {
             problem(
                 &mut report,
                 format!(
-                    "line {lineno} (seq {}): modified (not the canonical form written)",
+                    "{at}: the segment is named for seq {} but starts with seq {} (records removed or reordered)",
+                    seg.first_seq, r.seq
+                ),
+            );
+        }
+        if serde_json::to_string(&stored).ok().as_deref() != Some(line) {
+            problem(
+                &mut report,
+                format!(
+                    "{at} (seq {}): modified (not the canonical form written)",
                     r.seq
                 ),
             );
@@ -106,55 +163,109 @@ pub fn verify_file(path: &Path, anchor: Option<&AuditAnchor>, live: bool) -> Res
             problem(
                 &mut report,
                 format!(
-                    "line {lineno} (seq {}): content does not match its hash (modified)",
+                    "{at} (seq {}): content does not match its hash (modified)",
                     r.seq
                 ),
             );
         }
-        if r.seq != report.head_seq + 1 {
-            let msg = format!(
-                "line {lineno}: seq {} follows seq {} (records removed or reordered)",
-                r.seq, report.head_seq
-            );
-            problem(&mut report, msg);
-        }
-        if r.prev_hash != report.head_hash {
-            problem(
-                &mut report,
-                format!(
-                    "line {lineno} (seq {}): prev_hash does not link to the record before it",
-                    r.seq
+        if !started {
+            started = true;
+            report.first_seq = r.seq;
+            match cut {
+                _ if r.seq == 1 => {
+                    if r.prev_hash != GENESIS {
+                        problem(
+                            &mut report,
+                            format!("{at} (seq 1): the first record does not start the chain"),
+                        );
+                    }
+                }
+                Some(c) if r.seq == c.seq => {
+                    if r.prev_hash != c.prev_hash {
+                        problem(
+                            &mut report,
+                            format!(
+                                "{at} (seq {}): does not link to the hash of the anchored retention cut",
+                                r.seq
+                            ),
+                        );
+                    }
+                }
+                // Older segments than the cut still present (deletion interrupted):
+                // the record at the cut is checked when reached.
+                Some(c) if r.seq < c.seq => {}
+                Some(c) => problem(
+                    &mut report,
+                    format!(
+                        "{at}: the trail starts at seq {} but the anchored retention cut is at seq {} (records {}..{} removed)",
+                        r.seq,
+                        c.seq,
+                        c.seq,
+                        r.seq - 1
+                    ),
                 ),
-            );
-        }
-        if let Some(a) = anchor
-            && a.seq == r.seq
-        {
-            anchor_seen = true;
-            if a.hash != stored.hash {
+                None => problem(
+                    &mut report,
+                    format!(
+                        "{at}: the trail starts at seq {} without an anchored retention cut (records 1..{} removed)",
+                        r.seq,
+                        r.seq - 1
+                    ),
+                ),
+            }
+        } else {
+            if r.seq != report.head_seq + 1 {
+                let msg = format!(
+                    "{at}: seq {} follows seq {} (records removed or reordered)",
+                    r.seq, report.head_seq
+                );
+                problem(&mut report, msg);
+            }
+            if r.prev_hash != report.head_hash {
                 problem(
                     &mut report,
                     format!(
-                        "line {lineno} (seq {}): hash differs from the published anchor",
+                        "{at} (seq {}): prev_hash does not link to the record before it",
+                        r.seq
+                    ),
+                );
+            }
+            if let Some(c) = cut
+                && c.seq == r.seq
+                && c.prev_hash != r.prev_hash
+            {
+                problem(
+                    &mut report,
+                    format!(
+                        "{at} (seq {}): does not link to the hash of the anchored retention cut",
                         r.seq
                     ),
                 );
             }
         }
+        for cp in checkpoints.iter_mut().filter(|c| c.seq == r.seq) {
+            cp.seen = true;
+            if cp.hash != stored.hash {
+                problem(
+                    &mut report,
+                    format!("{at} (seq {}): hash differs from {}", r.seq, cp.what),
+                );
+            }
+        }
         report.head_seq = r.seq;
         report.head_hash = stored.hash;
-    }
-    if let Some(a) = anchor
-        && !anchor_seen
-        && a.seq > 0
-    {
-        problem(
-            &mut report,
-            format!(
-                "the anchor published at {} names seq {}, which the file does not contain (truncated)",
-                a.at, a.seq
-            ),
+        Ok(true)
+    })?;
+    for cp in checkpoints.iter().filter(|c| !c.seen) {
+        let when = anchor
+            .filter(|_| cp.what.contains("anchor"))
+            .map(|a| format!(" (published {})", a.at))
+            .unwrap_or_default();
+        let msg = format!(
+            "{}{when} names seq {}, which the log does not contain (truncated: it ends at seq {})",
+            cp.what, cp.seq, report.head_seq
         );
+        problem(&mut report, msg);
     }
     report.ok = report.problem_count == 0;
     Ok(report)

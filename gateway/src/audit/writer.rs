@@ -7,58 +7,100 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
+use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
+use super::segments::{self, Segment};
 use super::{AuditEvent, AuditRecord, GENESIS, StoredRecord};
 
-type Reply = oneshot::Sender<Result<AuditRecord, String>>;
+/// `None` for records nobody waits for (completion records).
+type Reply = Option<oneshot::Sender<Result<AuditRecord, String>>>;
+
+/// How records reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncMode {
+    /// Group commit: every record that arrives while the writer is busy shares the next
+    /// write and `fdatasync` (the default).
+    #[default]
+    Group,
+    /// One `fdatasync` per record (for comparison in benchmarks).
+    Each,
+    /// No `fdatasync` at all: records can be lost in a power failure. Benchmarks only;
+    /// never use it in production.
+    None,
+}
 
 /// Where the chain stands: the last sequence number and hash written.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainHead {
     pub seq: u64,
     pub hash: String,
+}
+
+/// How to open a node's audit log.
+#[derive(Debug, Clone)]
+pub struct AuditOptions {
+    /// The configured audit folder; the log lives in `node-<id>/` inside it.
+    pub dir: PathBuf,
+    pub node: u64,
+    /// Seal a segment and start the next once it holds this many bytes.
+    pub segment_bytes: u64,
+    pub sync: SyncMode,
 }
 
 /// Handle to a node's audit log; cheap to clone.
 #[derive(Clone)]
 pub struct AuditLog {
     tx: mpsc::Sender<(AuditEvent, Reply)>,
-    path: PathBuf,
+    dir: PathBuf,
     head: Arc<Mutex<ChainHead>>,
+    problem: Arc<Mutex<Option<String>>>,
     metrics: crate::metrics::Metrics,
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl AuditLog {
-    /// Opens (or creates) the audit file of `node` in `dir` and starts the writer.
-    pub fn open(dir: &Path, node: u64, metrics: crate::metrics::Metrics) -> Result<AuditLog> {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let path = dir.join(format!("node-{node}.log"));
-        let head = recover(&path)?;
+    /// Opens (or creates) the node's audit log and starts the writer.
+    pub fn open(opts: &AuditOptions, metrics: crate::metrics::Metrics) -> Result<AuditLog> {
+        let dir = segments::node_dir(&opts.dir, opts.node);
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        migrate_single_file(&opts.dir, opts.node, &dir)?;
+        let (head, last_time, segment) = recover(&dir)?;
         let file = OpenOptions::new()
             .create(true)
             .append(true)
-            .open(&path)
-            .with_context(|| format!("cannot open {}", path.display()))?;
+            .open(&segment)
+            .with_context(|| format!("cannot open {}", segment.display()))?;
+        sync_dir(&dir)?;
         let (tx, rx) = mpsc::channel();
         let head = Arc::new(Mutex::new(head));
+        let problem = Arc::new(Mutex::new(None));
         let len = file.metadata()?.len();
         let writer = Writer {
             file,
             len,
-            node,
+            dir: dir.clone(),
+            opts: opts.clone(),
+            last_time,
             head: head.clone(),
+            problem: problem.clone(),
             metrics: metrics.clone(),
         };
         std::thread::Builder::new()
-            .name(format!("audit-writer-{node}"))
+            .name(format!("audit-writer-{}", opts.node))
             .spawn(move || writer.run(rx))
             .context("cannot start audit writer")?;
         Ok(AuditLog {
             tx,
-            path,
+            dir,
             head,
+            problem,
             metrics,
         })
     }
@@ -68,70 +110,159 @@ impl AuditLog {
         let started = Instant::now();
         let (reply, wait) = oneshot::channel();
         self.tx
-            .send((event, reply))
+            .send((event, Some(reply)))
             .map_err(|_| anyhow!("audit writer has stopped"))?;
         let record = wait
             .await
             .map_err(|_| anyhow!("audit writer has stopped"))?
-            .map_err(|e| anyhow!("audit write failed: {e}"))?;
+            .map_err(|e| anyhow!("{e}"))?;
         self.metrics
             .audit_wait
             .observe(started.elapsed().as_secs_f64());
         Ok(record)
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Queues a record without waiting for it (completion records, written after the
+    /// response). A failure to write it is logged and counted.
+    pub fn append_detached(&self, event: AuditEvent) {
+        if self.tx.send((event, None)).is_err() {
+            tracing::error!("audit writer has stopped; a completion record is lost");
+            self.metrics.audit_failures.inc();
+        }
+    }
+
+    /// The node's segment folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     pub fn head(&self) -> ChainHead {
-        self.head.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        lock(&self.head).clone()
+    }
+
+    /// Why the log cannot be written right now (the last write failed), if so.
+    pub fn problem(&self) -> Option<String> {
+        lock(&self.problem).clone()
     }
 }
 
-/// Reads the chain head from an existing file. A torn last line (a crash in the middle
-/// of a write) is cut off: its request was never answered, since answers wait for the
-/// fsync that follows a complete write.
-fn recover(path: &Path) -> Result<ChainHead> {
-    let mut head = ChainHead {
-        seq: 0,
-        hash: GENESIS.to_string(),
+/// Before segments, a node's log was one file `node-<id>.log` in the audit folder: it
+/// becomes the first segment.
+fn migrate_single_file(audit_dir: &Path, node: u64, dir: &Path) -> Result<()> {
+    let old = audit_dir.join(format!("node-{node}.log"));
+    if !old.exists() || !segments::list(dir)?.is_empty() {
+        return Ok(());
+    }
+    let new = dir.join(segments::segment_name(1));
+    std::fs::rename(&old, &new)
+        .with_context(|| format!("cannot move {} to {}", old.display(), new.display()))?;
+    tracing::info!("audit log {} moved to {}", old.display(), new.display());
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("cannot sync {}", dir.display()))
+}
+
+/// Finds the chain head: the last record of the newest segment that has one. A torn
+/// last line (a crash in the middle of a write) is cut off: its request was never
+/// answered, since answers wait for the fsync that follows a complete write. Returns
+/// the head, the time of the last record and the segment to append to.
+fn recover(dir: &Path) -> Result<(ChainHead, String, PathBuf)> {
+    let segs = segments::list(dir)?;
+    let Some(last) = segs.last() else {
+        return Ok((
+            ChainHead {
+                seq: 0,
+                hash: GENESIS.to_string(),
+            },
+            String::new(),
+            dir.join(segments::segment_name(1)),
+        ));
     };
-    let Ok(file) = File::open(path) else {
-        return Ok(head);
-    };
+    let mut found = None;
+    for seg in segs.iter().rev() {
+        if let Some(h) = scan_segment(seg, std::ptr::eq(seg, last))? {
+            found = Some(h);
+            break;
+        }
+    }
+    let (head, time) = found.unwrap_or_else(|| {
+        (
+            ChainHead {
+                seq: last.first_seq.saturating_sub(1),
+                hash: GENESIS.to_string(),
+            },
+            String::new(),
+        )
+    });
+    // A segment is named after its first record: an empty newest segment must be the
+    // one that follows the head.
+    if head.seq + 1 < last.first_seq || (head.seq >= last.first_seq && is_empty(&last.path)?) {
+        bail!(
+            "audit log {} is damaged: its newest segment {} does not follow record {}; \
+             run `yiwang audit verify --path {}`",
+            dir.display(),
+            last.path.display(),
+            head.seq,
+            dir.display()
+        );
+    }
+    Ok((head, time, last.path.clone()))
+}
+
+fn is_empty(path: &Path) -> Result<bool> {
+    Ok(std::fs::metadata(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .len()
+        == 0)
+}
+
+/// The last record of a segment (and its time); cuts a torn last line when `newest`.
+fn scan_segment(seg: &Segment, newest: bool) -> Result<Option<(ChainHead, String)>> {
+    let path = &seg.path;
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut reader = BufReader::new(file);
     let mut good_len: u64 = 0;
+    let mut head = None;
     let mut line = String::new();
     loop {
         line.clear();
         let n = reader.read_line(&mut line)?;
-        if n == 0 {
-            break;
-        }
-        if !line.ends_with('\n') {
+        if n == 0 || !line.ends_with('\n') {
             break;
         }
         match serde_json::from_str::<StoredRecord>(line.trim_end()) {
             Ok(r) => {
-                head = ChainHead {
-                    seq: r.record.seq,
-                    hash: r.hash,
-                };
+                head = Some((
+                    ChainHead {
+                        seq: r.record.seq,
+                        hash: r.hash,
+                    },
+                    r.record.time,
+                ));
                 good_len += n as u64;
             }
             Err(e) => {
-                return Err(anyhow!(
-                    "audit log {} is damaged after record {} ({e}); run `yiwang audit verify --file {}`",
+                bail!(
+                    "audit log {} is damaged after {} bytes ({e}); run `yiwang audit verify --path {}`",
                     path.display(),
-                    head.seq,
+                    good_len,
                     path.display()
-                ));
+                );
             }
         }
     }
     let len = std::fs::metadata(path)?.len();
     if len > good_len {
+        if !newest {
+            bail!(
+                "sealed audit segment {} ends in an incomplete line",
+                path.display()
+            );
+        }
         tracing::warn!(
             "audit log {}: cutting a torn last line ({} bytes) left by a crash",
             path.display(),
@@ -146,10 +277,15 @@ fn recover(path: &Path) -> Result<ChainHead> {
 
 struct Writer {
     file: File,
-    /// File length after the last good batch.
+    /// Segment length after the last good batch.
     len: u64,
-    node: u64,
+    dir: PathBuf,
+    opts: AuditOptions,
+    /// Time of the last record: record times never go backwards, even if the clock does,
+    /// so that a node's records in seq order are also in time order.
+    last_time: String,
     head: Arc<Mutex<ChainHead>>,
+    problem: Arc<Mutex<Option<String>>>,
     metrics: crate::metrics::Metrics,
 }
 
@@ -165,66 +301,122 @@ impl Writer {
                     break;
                 }
             }
-            self.write_batch(batch);
+            if self.opts.sync == SyncMode::Each {
+                for one in batch {
+                    self.write_batch(vec![one]);
+                }
+            } else {
+                self.write_batch(batch);
+            }
         }
     }
 
     fn write_batch(&mut self, batch: Vec<(AuditEvent, Reply)>) {
-        let mut head = self.head.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut head = lock(&self.head).clone();
         let mut buf = Vec::with_capacity(batch.len() * 512);
         let mut records = Vec::with_capacity(batch.len());
         let mut replies = Vec::with_capacity(batch.len());
+        let now = yiwang_catalog::clock::now();
+        let time = if now > self.last_time {
+            now
+        } else {
+            self.last_time.clone()
+        };
         for (event, reply) in batch {
             let record = AuditRecord {
                 seq: head.seq + 1,
-                node: self.node,
-                time: yiwang_catalog::clock::now(),
+                node: self.opts.node,
+                time: time.clone(),
                 event,
                 prev_hash: head.hash.clone(),
             };
-            let hash = record.hash();
-            let stored = StoredRecord { record, hash };
-            serde_json::to_writer(&mut buf, &stored).expect("audit records serialize");
+            let (line, hash) = record.to_line();
+            buf.extend_from_slice(&line);
             buf.push(b'\n');
             head = ChainHead {
-                seq: stored.record.seq,
-                hash: stored.hash.clone(),
+                seq: record.seq,
+                hash,
             };
-            records.push(stored.record);
+            records.push(record);
             replies.push(reply);
         }
         let fsync_started = Instant::now();
-        let result = self
-            .file
-            .write_all(&buf)
-            .and_then(|_| self.file.sync_data());
+        let result = self.file.write_all(&buf).and_then(|_| match self.opts.sync {
+            SyncMode::None => Ok(()),
+            _ => self.file.sync_data(),
+        });
         self.metrics
             .audit_fsync
             .observe(fsync_started.elapsed().as_secs_f64());
         match result {
             Ok(()) => {
                 self.len += buf.len() as u64;
-                *self.head.lock().unwrap_or_else(|e| e.into_inner()) = head;
+                self.last_time = time;
+                *lock(&self.head) = head;
                 self.metrics.audit_records.inc_by(records.len() as u64);
                 for (record, reply) in records.into_iter().zip(replies) {
-                    let _ = reply.send(Ok(record));
+                    if let Some(reply) = reply {
+                        let _ = reply.send(Ok(record));
+                    }
+                }
+                if self.len >= self.opts.segment_bytes {
+                    self.rotate();
+                } else {
+                    *lock(&self.problem) = None;
                 }
             }
             Err(e) => {
-                // Roll the file back to the last good record so the chain stays whole;
-                // every waiter gets the error and answers 500 without sending data.
-                tracing::error!("audit write failed: {e}");
+                // Roll the segment back to the last good record so the chain stays
+                // whole; every waiter gets the error and answers 503 without data.
+                let why = format!("cannot write the audit log in {}: {e}", self.dir.display());
+                tracing::error!("{why}");
+                self.metrics.audit_failures.inc();
                 if let Err(e) = self.rollback() {
                     tracing::error!("audit rollback failed: {e}");
                 }
                 for reply in replies {
-                    let _ = reply.send(Err(e.to_string()));
+                    match reply {
+                        Some(reply) => {
+                            let _ = reply.send(Err(why.clone()));
+                        }
+                        None => tracing::error!("a completion record is lost: {why}"),
+                    }
                 }
+                *lock(&self.problem) = Some(why);
             }
         }
     }
 
-    /// Cuts the file back to its length before the failed batch.
+    /// Seals the current segment and starts the next. On failure the current segment
+    /// stays open and grows; the next batch tries again.
+    fn rotate(&mut self) {
+        let next = lock(&self.head).seq + 1;
+        let path = self.dir.join(segments::segment_name(next));
+        let opened = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(&path)
+            .and_then(|f| {
+                self.file.sync_all()?;
+                Ok(f)
+            })
+            .map_err(anyhow::Error::from)
+            .and_then(|f| sync_dir(&self.dir).map(|_| f));
+        match opened {
+            Ok(f) => {
+                tracing::info!("audit segment {} started", path.display());
+                self.file = f;
+                self.len = 0;
+                *lock(&self.problem) = None;
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                tracing::warn!("cannot start audit segment {}: {e}", path.display());
+            }
+        }
+    }
+
+    /// Cuts the segment back to its length before the failed batch.
     fn rollback(&mut self) -> std::io::Result<()> {
         self.file.set_len(self.len)?;
         self.file.seek(SeekFrom::End(0))?;

@@ -501,48 +501,96 @@ pub enum RoleCommand {
     },
 }
 
+/// Which audit records: the filters of `GET /v1/audit`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// From this time (RFC 3339 or YYYY-MM-DD)
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Before this time (RFC 3339 or YYYY-MM-DD)
+    #[arg(long)]
+    pub to: Option<String>,
+    /// SPIFFE ID of the caller
+    #[arg(long)]
+    pub principal: Option<String>,
+    /// Department as consumer or provider
+    #[arg(long)]
+    pub dept: Option<String>,
+    /// Department as consumer (the caller's department)
+    #[arg(long)]
+    pub consumer: Option<String>,
+    /// Department as provider of a dataset read
+    #[arg(long)]
+    pub provider: Option<String>,
+    /// Dataset id
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Field name (for queries: <dataset-id>.<field>)
+    #[arg(long)]
+    pub field: Option<String>,
+    /// allow | deny | error
+    #[arg(long)]
+    pub decision: Option<String>,
+    /// Text the purpose contains
+    #[arg(long)]
+    pub purpose: Option<String>,
+    /// Action, e.g. records.read, query.run
+    #[arg(long)]
+    pub action: Option<String>,
+    /// The records of one request (its x-request-id)
+    #[arg(long)]
+    pub request_id: Option<String>,
+    /// Records written by this node
+    #[arg(long)]
+    pub node: Option<u64>,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum AuditCommand {
-    /// Search audit records
+    /// Search audit records of all nodes, oldest first (one page; see `export` for all)
     Search {
-        /// From this time (RFC 3339 or YYYY-MM-DD)
-        #[arg(long)]
-        from: Option<String>,
-        /// Before this time
-        #[arg(long)]
-        to: Option<String>,
-        #[arg(long)]
-        principal: Option<String>,
-        /// Department as consumer or provider
-        #[arg(long)]
-        dept: Option<String>,
-        #[arg(long)]
-        dataset: Option<String>,
-        /// allow | deny | error
-        #[arg(long)]
-        decision: Option<String>,
+        #[command(flatten)]
+        filter: AuditFilter,
+        /// Page size (1-1000)
         #[arg(long, default_value_t = 100)]
         limit: usize,
+        /// next_cursor of the previous page
+        #[arg(long)]
+        cursor: Option<String>,
         #[command(flatten)]
         conn: Connection,
     },
-    /// Verify the hash chain: on the server (default) or an audit file (--file)
+    /// Verify the hash chains: every node's, on the cluster (default), or a node's audit
+    /// folder or one segment file offline (--path)
     Verify {
-        /// Verify this audit file offline instead of asking the server
-        #[arg(long)]
-        file: Option<PathBuf>,
+        /// Verify this audit folder (DATA/audit/node-N) or segment file offline instead
+        /// of asking the cluster; offline, anchors are not checked
+        #[arg(long, alias = "file")]
+        path: Option<PathBuf>,
         #[command(flatten)]
         conn: Connection,
     },
-    /// Export all matching records as NDJSON
+    /// Export all matching records of all nodes, oldest first, as NDJSON or CSV
     Export {
-        #[arg(long)]
-        from: Option<String>,
-        #[arg(long)]
-        to: Option<String>,
+        #[command(flatten)]
+        filter: AuditFilter,
+        /// ndjson (one record per line, as stored) or csv (one row per record)
+        #[arg(long, default_value = "ndjson", value_parser = ["ndjson", "csv"])]
+        format: String,
         /// Output file (default: stdout)
         #[arg(long)]
         out: Option<PathBuf>,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Who read whom: requests, denials, rows and bytes per consumer and provider
+    /// department for a period
+    Summary {
+        #[command(flatten)]
+        filter: AuditFilter,
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         conn: Connection,
     },
