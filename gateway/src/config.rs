@@ -87,6 +87,9 @@ pub struct RaftConfig {
     /// heartbeat interval to arrive, so a message must stay small: with bulk entries of
     /// `limits.bulk_batch` datasets, 16 entries are about 1 MB.
     pub max_payload_entries: u64,
+    /// How long one snapshot message may take to arrive and be installed (the last
+    /// message installs the whole catalog on the receiver before it answers).
+    pub snapshot_timeout_ms: u64,
 }
 
 impl Default for RaftConfig {
@@ -99,6 +102,7 @@ impl Default for RaftConfig {
             keep_logs: 1_000,
             bind_ip: None,
             max_payload_entries: 16,
+            snapshot_timeout_ms: 30_000,
         }
     }
 }
@@ -177,12 +181,9 @@ impl NodeConfig {
             "d" => 86400,
             _ => bail!("audit.retention: '{r}' needs a unit: s, m, h or d (e.g. \"400d\")"),
         };
-        let n: u64 = n
-            .trim()
-            .parse()
-            .ok()
-            .filter(|n| *n > 0)
-            .with_context(|| format!("audit.retention: '{r}' is not a positive whole number with a unit"))?;
+        let n: u64 = n.trim().parse().ok().filter(|n| *n > 0).with_context(|| {
+            format!("audit.retention: '{r}' is not a positive whole number with a unit")
+        })?;
         Ok(Some(std::time::Duration::from_secs(n * secs)))
     }
 

@@ -78,6 +78,9 @@ impl Node {
             // openraft bounds each AppendEntries by the heartbeat interval: keep messages
             // small enough to cross within it even when entries carry bulk imports.
             max_payload_entries: config.raft.max_payload_entries,
+            // openraft's default (200 ms) is shorter than installing a catalog of a few
+            // thousand datasets takes: the leader would give up and send it again forever.
+            install_snapshot_timeout: config.raft.snapshot_timeout_ms,
             ..Default::default()
         }
         .validate()
@@ -269,7 +272,9 @@ impl Node {
             return Err("start-up work (seeding) is still running".into());
         }
         if let Some(why) = self.audit.problem() {
-            return Err(format!("audit trail not writable, data requests are refused: {why}"));
+            return Err(format!(
+                "audit trail not writable, data requests are refused: {why}"
+            ));
         }
         self.serving()
     }

@@ -330,7 +330,6 @@ fn the_scenario_across_sqlite_postgresql_and_mariadb() {
     );
 }
 
-
 /// Starts the demo once, then serves it again with the given `[query]` limits.
 fn serve_with_query_limits(limits: serde_json::Value) -> DemoNode {
     DemoNode::start().serve_again("limits.toml", |cfg| {
@@ -342,7 +341,9 @@ fn serve_with_query_limits(limits: serde_json::Value) -> DemoNode {
 
 /// Waits for the node to go idle: a cancelled query must not keep computing.
 fn assert_idle(node: &DemoNode) {
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    // Give a cancelled query's task a moment to reach its next await point on a busy
+    // machine; a query still running would use far more than this.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
     let before = node.cpu_time().unwrap();
     std::thread::sleep(std::time::Duration::from_secs(2));
     let used = node.cpu_time().unwrap() - before;

@@ -238,8 +238,9 @@ pub async fn search(
         let mut more = false;
         for a in &answers {
             if let Ok(v) = &a.result {
-                let got: Vec<StoredRecord> = serde_json::from_value(v.clone())
-                    .map_err(|e| ApiError::internal(format!("bad answer from node {}: {e}", a.node)))?;
+                let got: Vec<StoredRecord> = serde_json::from_value(v.clone()).map_err(|e| {
+                    ApiError::internal(format!("bad answer from node {}: {e}", a.node))
+                })?;
                 more |= got.len() >= limit;
                 records.extend(got);
             }
@@ -287,8 +288,9 @@ pub async fn summary(
         let mut pairs: BTreeMap<(String, String), PairSummary> = BTreeMap::new();
         for a in &answers {
             if let Ok(v) = &a.result {
-                let got: Vec<PairSummary> = serde_json::from_value(v.clone())
-                    .map_err(|e| ApiError::internal(format!("bad answer from node {}: {e}", a.node)))?;
+                let got: Vec<PairSummary> = serde_json::from_value(v.clone()).map_err(|e| {
+                    ApiError::internal(format!("bad answer from node {}: {e}", a.node))
+                })?;
                 for p in got {
                     match pairs.entry((p.consumer.clone(), p.provider.clone())) {
                         std::collections::btree_map::Entry::Occupied(mut o) => o.get_mut().merge(p),

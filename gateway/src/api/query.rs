@@ -77,8 +77,7 @@ pub async fn query(
         audit.event.bytes = bytes.len() as u64;
         audit.event.reason = touched.reasons.join("; ");
     }
-    let ((format, rows, bytes, source_rows), completion) =
-        audit.finish_data(&node, result).await?;
+    let ((format, rows, bytes, source_rows), completion) = audit.finish_data(&node, result).await?;
     let mut resp = Response::new(completion.body(Body::from(bytes)));
     let h = resp.headers_mut();
     h.insert(

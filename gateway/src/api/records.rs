@@ -237,8 +237,7 @@ pub async fn read(
         Ok((format, page.next_cursor, body, plan))
     }
     .await;
-    let ((format, next_cursor, body, plan), completion) =
-        audit.finish_data(&node, result).await?;
+    let ((format, next_cursor, body, plan), completion) = audit.finish_data(&node, result).await?;
     let mut resp = Response::new(completion.body(Body::from(body)));
     let h = resp.headers_mut();
     h.insert(

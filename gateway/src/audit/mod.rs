@@ -167,7 +167,10 @@ mod tests {
             record: record.clone(),
             hash: hash.clone(),
         };
-        assert_eq!(String::from_utf8(line).unwrap(), serde_json::to_string(&stored).unwrap());
+        assert_eq!(
+            String::from_utf8(line).unwrap(),
+            serde_json::to_string(&stored).unwrap()
+        );
         assert_eq!(hash, record.hash());
     }
 }

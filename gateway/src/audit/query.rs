@@ -147,7 +147,6 @@ fn scan(
         }
         Ok(f(r))
     })
-
 }
 
 /// Up to `limit` records of the log in `dir` matching `q`, after `after`, oldest

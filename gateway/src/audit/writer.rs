@@ -341,10 +341,13 @@ impl Writer {
             replies.push(reply);
         }
         let fsync_started = Instant::now();
-        let result = self.file.write_all(&buf).and_then(|_| match self.opts.sync {
-            SyncMode::None => Ok(()),
-            _ => self.file.sync_data(),
-        });
+        let result = self
+            .file
+            .write_all(&buf)
+            .and_then(|_| match self.opts.sync {
+                SyncMode::None => Ok(()),
+                _ => self.file.sync_data(),
+            });
         self.metrics
             .audit_fsync
             .observe(fsync_started.elapsed().as_secs_f64());

@@ -200,7 +200,14 @@ pub(super) async fn audit(c: AuditCommand) -> Result<i32> {
             } else {
                 println!(
                     "{:<14} {:<14} {:>9} {:>9} {:>7} {:>7} {:>10} {:>12}  principals",
-                    "consumer", "provider", "requests", "allowed", "denied", "errors", "rows", "bytes"
+                    "consumer",
+                    "provider",
+                    "requests",
+                    "allowed",
+                    "denied",
+                    "errors",
+                    "rows",
+                    "bytes"
                 );
                 for p in s["pairs"].as_array().into_iter().flatten() {
                     let principals: Vec<&str> = p["principals"]
