@@ -7,7 +7,7 @@
 //! catalog; further nodes join it as usual and receive it by snapshot.
 //!
 //! The audit trail is per node and is not part of the catalog; archive the audit files
-//! (`DATA/audit/node-*.log`) alongside backups.
+//! (`DATA/audit/node-<id>/`) alongside backups.
 
 use std::path::Path;
 

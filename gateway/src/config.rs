@@ -173,18 +173,27 @@ impl NodeConfig {
         if r == "0" || r.is_empty() {
             return Ok(None);
         }
-        let (n, unit) = r.split_at(r.len() - 1);
-        let secs = match unit {
-            "s" => 1,
-            "m" => 60,
-            "h" => 3600,
-            "d" => 86400,
-            _ => bail!("audit.retention: '{r}' needs a unit: s, m, h or d (e.g. \"400d\")"),
+        let units = [("s", 1u64), ("m", 60), ("h", 3600), ("d", 86400)];
+        let Some((n, secs)) = units
+            .iter()
+            .find_map(|(u, secs)| r.strip_suffix(u).map(|n| (n, *secs)))
+        else {
+            bail!("audit.retention: '{r}' needs a unit: s, m, h or d (e.g. \"400d\")");
         };
-        let n: u64 = n.trim().parse().ok().filter(|n| *n > 0).with_context(|| {
-            format!("audit.retention: '{r}' is not a positive whole number with a unit")
-        })?;
-        Ok(Some(std::time::Duration::from_secs(n * secs)))
+        let total = n
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .and_then(|n| n.checked_mul(secs))
+            // A century: anything longer is a typo, and would overflow time arithmetic.
+            .filter(|t| *t <= 100 * 366 * 86400)
+            .with_context(|| {
+                format!(
+                    "audit.retention: '{r}' is not a whole number of at most 100 years with a unit"
+                )
+            })?;
+        Ok(Some(std::time::Duration::from_secs(total)))
     }
 
     /// The audit folder: `audit.dir`, or `<data_dir>/audit`.

@@ -40,6 +40,7 @@ pub struct Metrics {
     pub audit_fsync: Histogram,
     pub audit_wait: Histogram,
     pub audit_failures: Counter,
+    pub audit_commits: Counter,
     pub raft_term: Gauge,
     pub raft_leader: Gauge,
     pub raft_last_applied: Gauge,
@@ -67,6 +68,7 @@ impl Metrics {
         let audit_fsync = Histogram::new(exponential_buckets(0.00005, 2.0, 16));
         let audit_wait = Histogram::new(exponential_buckets(0.00005, 2.0, 16));
         let audit_failures = Counter::default();
+        let audit_commits = Counter::default();
         let raft_term = Gauge::default();
         let raft_leader = Gauge::default();
         let raft_last_applied = Gauge::default();
@@ -104,6 +106,11 @@ impl Metrics {
             "audit_write_failures",
             "Audit writes that failed (their requests were refused with 503)",
             audit_failures.clone(),
+        );
+        r.register(
+            "audit_commits",
+            "Audit group commits (one write and fdatasync each, however many records)",
+            audit_commits.clone(),
         );
         r.register("raft_term", "Current Raft term", raft_term.clone());
         r.register(
@@ -145,6 +152,7 @@ impl Metrics {
             audit_fsync,
             audit_wait,
             audit_failures,
+            audit_commits,
             raft_term,
             raft_leader,
             raft_last_applied,

@@ -654,7 +654,10 @@ fn anchor_command(node: &Node, cut: Option<yiwang_catalog::model::AuditCut>) -> 
 /// trail starts (the cut) through Raft: a verifier accepts that start and nothing else.
 async fn apply_retention(node: &Arc<Node>, keep: Duration) -> Result<(), String> {
     let keep = time::Duration::try_from(keep).map_err(|e| e.to_string())?;
-    let before = yiwang_catalog::clock::format(time::OffsetDateTime::now_utc() - keep);
+    let Some(before) = time::OffsetDateTime::now_utc().checked_sub(keep) else {
+        return Ok(());
+    };
+    let before = yiwang_catalog::clock::format(before);
     let dir = node.audit.dir().to_path_buf();
     let plan = tokio::task::spawn_blocking(move || crate::audit::plan_retention(&dir, &before))
         .await
@@ -664,10 +667,18 @@ async fn apply_retention(node: &Arc<Node>, keep: Duration) -> Result<(), String>
     node.propose(anchor_command(node, Some(plan.cut.clone())))
         .await
         .map_err(|e| format!("cut not anchored, nothing deleted: {}", e.message))?;
-    for seg in &plan.delete {
-        std::fs::remove_file(&seg.path)
-            .map_err(|e| format!("cannot delete {}: {e}", seg.path.display()))?;
-    }
+    let log = node.audit.clone();
+    let delete = plan.delete.clone();
+    tokio::task::spawn_blocking(move || {
+        let _no_readers = log.deleting();
+        for seg in &delete {
+            std::fs::remove_file(&seg.path)
+                .map_err(|e| format!("cannot delete {}: {e}", seg.path.display()))?;
+        }
+        Ok::<_, String>(())
+    })
+    .await
+    .map_err(|e| e.to_string())??;
     tracing::info!(
         "audit retention: deleted {} segment(s); the trail now starts at seq {} ({})",
         plan.delete.len(),

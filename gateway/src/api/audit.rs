@@ -20,7 +20,7 @@ use yiwang_policies::Action;
 
 use super::context::PeerNode;
 use super::{ApiError, Audited, Caller, Query};
-use crate::audit::{self, AuditQuery, PairSummary, Pos, StoredRecord};
+use crate::audit::{self, AuditQuery, Cursor, PairSummary, Pos, StoredRecord};
 use crate::node::Node;
 
 const DEFAULT_LIMIT: usize = 100;
@@ -37,7 +37,8 @@ pub enum PeerAudit {
     Search {
         query: AuditQuery,
         scope: Option<String>,
-        after: Option<Pos>,
+        /// The last seq of this node already delivered.
+        after: u64,
         limit: usize,
     },
     Summary {
@@ -82,27 +83,29 @@ fn checked_query(query: Result<Query<AuditQuery>, ApiError>) -> Result<AuditQuer
 /// Answers a question about this node's own log.
 async fn local(node: &Node, op: PeerAudit) -> Result<Value, String> {
     let dir = node.audit.dir().to_path_buf();
-    let anchor = node.state.read().anchors.get(&node.config.node_id).cloned();
-    let head = node.audit.head();
+    let log = node.audit.clone();
+    let state = node.state.clone();
     let id = node.config.node_id;
     tokio::task::spawn_blocking(move || -> anyhow::Result<Value> {
+        // Retention deletes no segment while we read, and any it deleted before is
+        // under a cut the state already holds (it is applied before files go).
+        let _segments = log.reading();
         Ok(match op {
             PeerAudit::Search {
                 query,
                 scope,
                 after,
                 limit,
-            } => serde_json::to_value(audit::search(
-                &dir,
-                &query,
-                scope.as_deref(),
-                after.as_ref(),
-                limit,
-            )?)?,
+            } => {
+                serde_json::to_value(audit::search(&dir, &query, scope.as_deref(), after, limit)?)?
+            }
             PeerAudit::Summary { query, scope } => {
                 serde_json::to_value(audit::summarize(&dir, &query, scope.as_deref())?)?
             }
             PeerAudit::Verify => {
+                // The head first: the log read after it must reach it.
+                let head = log.head();
+                let anchor = state.read().anchors.get(&id).cloned();
                 let mut report = audit::verify_path(&dir, anchor.as_ref(), Some(&head))?;
                 report.node.get_or_insert(id);
                 serde_json::to_value(report)?
@@ -120,8 +123,9 @@ struct Answer {
     result: Result<Value, String>,
 }
 
-/// Asks every member (this node locally) and waits for all answers.
-async fn fan_out(node: &Node, op: PeerAudit) -> Vec<Answer> {
+/// Asks every member (this node locally) the question `op` makes for it, and waits
+/// for all answers.
+async fn fan_out(node: &Node, op: impl Fn(u64) -> PeerAudit) -> Vec<Answer> {
     let me = node.config.node_id;
     let mut members: BTreeMap<u64, String> = node
         .raft
@@ -134,7 +138,7 @@ async fn fan_out(node: &Node, op: PeerAudit) -> Vec<Answer> {
         .collect();
     members.entry(me).or_default();
     let asks = members.into_iter().map(|(id, addr)| {
-        let op = op.clone();
+        let op = op(id);
         async move {
             let result = if id == me {
                 local(node, op).await
@@ -215,24 +219,21 @@ pub async fn search(
                 format!("limit must be between 1 and {MAX_LIMIT}"),
             ));
         }
-        let after = match q.cursor.as_deref() {
-            Some(c) => Some(Pos::parse(c).ok_or_else(|| {
+        let mut cursor = match q.cursor.as_deref() {
+            Some(c) => Cursor::parse(c).ok_or_else(|| {
                 ApiError::bad_request(
                     "invalid_query",
                     format!("cursor '{c}' is not a next_cursor this API returned"),
                 )
-            })?),
-            None => None,
+            })?,
+            None => Cursor::default(),
         };
-        let answers = fan_out(
-            &node,
-            PeerAudit::Search {
-                query: q,
-                scope,
-                after,
-                limit,
-            },
-        )
+        let answers = fan_out(&node, |id| PeerAudit::Search {
+            query: q.clone(),
+            scope: scope.clone(),
+            after: cursor.after(id),
+            limit,
+        })
         .await;
         let mut records: Vec<StoredRecord> = Vec::new();
         let mut more = false;
@@ -250,9 +251,11 @@ pub async fn search(
             records.truncate(limit);
             more = true;
         }
-        let next_cursor = more
-            .then(|| records.last().map(|r| Pos::of(r).to_string()))
-            .flatten();
+        for r in &records {
+            let last = cursor.0.entry(r.record.node).or_default();
+            *last = (*last).max(r.record.seq);
+        }
+        let next_cursor = more.then(|| cursor.to_string());
         let (nodes, complete) = node_list(&answers);
         Ok(json!({
             "records": records,
@@ -284,7 +287,11 @@ pub async fn summary(
             ));
         }
         let (from, to) = (q.from.clone(), q.to.clone());
-        let answers = fan_out(&node, PeerAudit::Summary { query: q, scope }).await;
+        let answers = fan_out(&node, |_| PeerAudit::Summary {
+            query: q.clone(),
+            scope: scope.clone(),
+        })
+        .await;
         let mut pairs: BTreeMap<(String, String), PairSummary> = BTreeMap::new();
         for a in &answers {
             if let Ok(v) = &a.result {
@@ -324,7 +331,7 @@ pub async fn verify(
     let record = Audited::new(&caller, "audit.verify");
     let result = async {
         audit_scope(&node, &caller).await?;
-        let answers = fan_out(&node, PeerAudit::Verify).await;
+        let answers = fan_out(&node, |_| PeerAudit::Verify).await;
         let reports: Vec<Value> = answers
             .iter()
             .map(|a| match &a.result {

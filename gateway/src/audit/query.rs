@@ -3,7 +3,10 @@
 //!
 //! Records are ordered by their position `(time, node, seq)`: a node's record times
 //! never go backwards, so its records in seq order are in position order, and a
-//! cluster-wide page is a merge of each node's next records after the cursor.
+//! cluster-wide page is a merge of each node's next records after its own place in the
+//! cursor ([`Cursor`]: the last seq delivered per node). Paging by node and seq, not by
+//! time, means a record a node writes while a page is being put together is never
+//! skipped: it comes on a later page.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -43,9 +46,8 @@ pub struct AuditQuery {
     pub cursor: Option<String>,
 }
 
-/// A record's place in the cluster-wide order; also the paging cursor
-/// (`<time>~<node>~<seq>`).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+/// A record's place in the cluster-wide order.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Pos {
     pub time: String,
     pub node: u64,
@@ -60,19 +62,33 @@ impl Pos {
             seq: r.record.seq,
         }
     }
+}
 
-    pub fn parse(s: &str) -> Option<Pos> {
-        let mut parts = s.split('~');
-        let time = yiwang_catalog::clock::normalize(parts.next()?)?;
-        let node = parts.next()?.parse().ok()?;
-        let seq = parts.next()?.parse().ok()?;
-        parts.next().is_none().then_some(Pos { time, node, seq })
+/// Where a cluster-wide listing stands: the last seq delivered of each node
+/// (`<node>-<seq>` pairs joined with `.`, e.g. `1-57.2-33`). Nodes not named start from
+/// their first record.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cursor(pub BTreeMap<u64, u64>);
+
+impl Cursor {
+    pub fn parse(s: &str) -> Option<Cursor> {
+        let mut map = BTreeMap::new();
+        for pair in s.split('.') {
+            let (node, seq) = pair.split_once('-')?;
+            map.insert(node.parse().ok()?, seq.parse().ok()?);
+        }
+        Some(Cursor(map))
+    }
+
+    pub fn after(&self, node: u64) -> u64 {
+        self.0.get(&node).copied().unwrap_or(0)
     }
 }
 
-impl std::fmt::Display for Pos {
+impl std::fmt::Display for Cursor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}~{}~{}", self.time, self.node, self.seq)
+        let pairs: Vec<String> = self.0.iter().map(|(n, s)| format!("{n}-{s}")).collect();
+        f.write_str(&pairs.join("."))
     }
 }
 
@@ -104,28 +120,29 @@ fn matches(q: &AuditQuery, scope: Option<&str>, r: &StoredRecord) -> bool {
         && q.node.is_none_or(|n| r.record.node == n)
 }
 
-/// Calls `f` with every record of the log in `dir` at a position after `after` and in
+/// Calls `f` with every record of the log in `dir` after seq `after` and in
 /// `[from, to)`, in order, skipping segments that cannot hold any. `f` returns `false`
 /// to stop.
 fn scan(
     dir: &Path,
     q: &AuditQuery,
-    after: Option<&Pos>,
+    after: u64,
     mut f: impl FnMut(StoredRecord) -> bool,
 ) -> Result<()> {
     let segs = segments::list(dir)?;
     // Segment i holds records from its first record's position up to the next
     // segment's first; skip those that end before the range.
-    let mut firsts = Vec::with_capacity(segs.len());
-    for s in &segs {
-        firsts.push(segments::first_record(&s.path)?.map(|r| Pos::of(&r)));
-    }
     let mut start = 0;
     for i in 0..segs.len().saturating_sub(1) {
-        let Some(next) = &firsts[i + 1] else { break };
-        let before_range = q.from.as_deref().is_some_and(|f| next.time.as_str() < f)
-            || after.is_some_and(|a| next <= a);
-        if before_range {
+        let next = &segs[i + 1];
+        let before_cursor = next.first_seq <= after.saturating_add(1);
+        let before_from = match q.from.as_deref() {
+            Some(f) => {
+                segments::first_record(&next.path)?.is_some_and(|r| r.record.time.as_str() < f)
+            }
+            None => false,
+        };
+        if before_cursor || before_from {
             start = i + 1;
         } else {
             break;
@@ -142,14 +159,14 @@ fn scan(
         if q.to.as_deref().is_some_and(|t| r.record.time.as_str() >= t) {
             return Ok(false);
         }
-        if after.is_some_and(|a| Pos::of(&r) <= *a) {
+        if r.record.seq <= after {
             return Ok(true);
         }
         Ok(f(r))
     })
 }
 
-/// Up to `limit` records of the log in `dir` matching `q`, after `after`, oldest
+/// Up to `limit` records of the log in `dir` matching `q`, after seq `after`, oldest
 /// first; `scope` limits a department auditor to records where that department is
 /// consumer or provider. `from`/`to` must already be normalised to the catalog's
 /// timestamp form.
@@ -157,7 +174,7 @@ pub fn search(
     dir: &Path,
     q: &AuditQuery,
     scope: Option<&str>,
-    after: Option<&Pos>,
+    after: u64,
     limit: usize,
 ) -> Result<Vec<StoredRecord>> {
     let mut records = Vec::new();
@@ -204,7 +221,7 @@ impl PairSummary {
 /// [`search`]). Records without a provider (catalog changes) are not counted.
 pub fn summarize(dir: &Path, q: &AuditQuery, scope: Option<&str>) -> Result<Vec<PairSummary>> {
     let mut pairs: BTreeMap<(String, String), PairSummary> = BTreeMap::new();
-    scan(dir, q, None, |r| {
+    scan(dir, q, 0, |r| {
         let e = &r.record.event;
         if e.completes.is_some() || !matches(q, scope, &r) {
             return true;

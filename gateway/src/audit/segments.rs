@@ -56,9 +56,14 @@ pub fn list(dir: &Path) -> Result<Vec<Segment>> {
     Ok(segments)
 }
 
-/// The first record of a segment, if it has a readable one.
+/// The first record of a segment, if it has a readable one (none if retention has just
+/// deleted it).
 pub fn first_record(path: &Path) -> Result<Option<StoredRecord>> {
-    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot open {}", path.display())),
+    };
     let mut line = String::new();
     BufReader::new(file)
         .read_line(&mut line)
@@ -70,9 +75,10 @@ pub fn first_record(path: &Path) -> Result<Option<StoredRecord>> {
 }
 
 /// Calls `f` with every complete line (without its newline) of `segments`, in order,
-/// with the segment's index and the line number within it (from 1). A last line
-/// without its newline is a write in progress (or torn by a crash) and is passed with
-/// `complete = false`. `f` returns `false` to stop.
+/// with the segment's index and the line number within it (from 1). A line without its
+/// newline is a write in progress (or torn by a crash): it is passed with `complete =
+/// false` and the rest of that segment is not read, since what the writer appends
+/// meanwhile would otherwise look like a line of its own. `f` returns `false` to stop.
 pub fn for_each_line(
     segments: &[Segment],
     mut f: impl FnMut(usize, usize, &[u8], bool) -> Result<bool>,
@@ -102,6 +108,9 @@ pub fn for_each_line(
             }
             if !f(i, lineno, &buf, complete)? {
                 return Ok(());
+            }
+            if !complete {
+                break;
             }
         }
     }

@@ -201,7 +201,7 @@ pub fn verify_path(
                         r.seq,
                         c.seq,
                         c.seq,
-                        r.seq - 1
+                        r.seq.saturating_sub(1)
                     ),
                 ),
                 None => problem(
@@ -209,12 +209,12 @@ pub fn verify_path(
                     format!(
                         "{at}: the trail starts at seq {} without an anchored retention cut (records 1..{} removed)",
                         r.seq,
-                        r.seq - 1
+                        r.seq.saturating_sub(1)
                     ),
                 ),
             }
         } else {
-            if r.seq != report.head_seq + 1 {
+            if Some(r.seq) != report.head_seq.checked_add(1) {
                 let msg = format!(
                     "{at}: seq {} follows seq {} (records removed or reordered)",
                     r.seq, report.head_seq

@@ -57,6 +57,10 @@ pub struct AuditLog {
     dir: PathBuf,
     head: Arc<Mutex<ChainHead>>,
     problem: Arc<Mutex<Option<String>>>,
+    /// Readers (search, verify) hold it shared while they scan; retention holds it
+    /// exclusively while it deletes segments, so that a reader never sees segments gone
+    /// under a cut it has not seen.
+    segments: Arc<std::sync::RwLock<()>>,
     metrics: crate::metrics::Metrics,
 }
 
@@ -90,17 +94,25 @@ impl AuditLog {
             last_time,
             head: head.clone(),
             problem: problem.clone(),
+            poisoned: None,
             metrics: metrics.clone(),
         };
         std::thread::Builder::new()
             .name(format!("audit-writer-{}", opts.node))
             .spawn(move || writer.run(rx))
             .context("cannot start audit writer")?;
+        if opts.sync == SyncMode::None {
+            tracing::warn!(
+                "audit.sync = \"none\": audit records are not fsynced and can be lost in a \
+                 power failure; use it for benchmarks only"
+            );
+        }
         Ok(AuditLog {
             tx,
             dir,
             head,
             problem,
+            segments: Arc::default(),
             metrics,
         })
     }
@@ -138,6 +150,16 @@ impl AuditLog {
 
     pub fn head(&self) -> ChainHead {
         lock(&self.head).clone()
+    }
+
+    /// Held while reading segments (see [`AuditLog::deleting`]).
+    pub fn reading(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.segments.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Held while retention deletes segments: no reader is scanning meanwhile.
+    pub fn deleting(&self) -> std::sync::RwLockWriteGuard<'_, ()> {
+        self.segments.write().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Why the log cannot be written right now (the last write failed), if so.
@@ -286,6 +308,10 @@ struct Writer {
     last_time: String,
     head: Arc<Mutex<ChainHead>>,
     problem: Arc<Mutex<Option<String>>>,
+    /// Set when a failed batch could not be rolled back: the segment may end in part of
+    /// a batch nobody was told about, so nothing more is written until a restart
+    /// (whose recovery cuts an incomplete tail) or an operator looks.
+    poisoned: Option<String>,
     metrics: crate::metrics::Metrics,
 }
 
@@ -312,6 +338,18 @@ impl Writer {
     }
 
     fn write_batch(&mut self, batch: Vec<(AuditEvent, Reply)>) {
+        if let Some(why) = &self.poisoned {
+            self.metrics.audit_failures.inc();
+            for (_, reply) in batch {
+                match reply {
+                    Some(reply) => {
+                        let _ = reply.send(Err(why.clone()));
+                    }
+                    None => tracing::error!("a completion record is lost: {why}"),
+                }
+            }
+            return;
+        }
         let mut head = lock(&self.head).clone();
         let mut buf = Vec::with_capacity(batch.len() * 512);
         let mut records = Vec::with_capacity(batch.len());
@@ -357,25 +395,30 @@ impl Writer {
                 self.last_time = time;
                 *lock(&self.head) = head;
                 self.metrics.audit_records.inc_by(records.len() as u64);
+                self.metrics.audit_commits.inc();
                 for (record, reply) in records.into_iter().zip(replies) {
                     if let Some(reply) = reply {
                         let _ = reply.send(Ok(record));
                     }
                 }
+                *lock(&self.problem) = None;
                 if self.len >= self.opts.segment_bytes {
                     self.rotate();
-                } else {
-                    *lock(&self.problem) = None;
                 }
             }
             Err(e) => {
                 // Roll the segment back to the last good record so the chain stays
                 // whole; every waiter gets the error and answers 503 without data.
-                let why = format!("cannot write the audit log in {}: {e}", self.dir.display());
+                let mut why = format!("cannot write the audit log in {}: {e}", self.dir.display());
                 tracing::error!("{why}");
                 self.metrics.audit_failures.inc();
                 if let Err(e) = self.rollback() {
-                    tracing::error!("audit rollback failed: {e}");
+                    why = format!(
+                        "{why}; rolling the failed batch back failed too ({e}): the audit log \
+                         takes no more records until the node restarts"
+                    );
+                    tracing::error!("{why}");
+                    self.poisoned = Some(why.clone());
                 }
                 for reply in replies {
                     match reply {
@@ -410,11 +453,13 @@ impl Writer {
                 tracing::info!("audit segment {} started", path.display());
                 self.file = f;
                 self.len = 0;
-                *lock(&self.problem) = None;
             }
             Err(e) => {
                 let _ = std::fs::remove_file(&path);
-                tracing::warn!("cannot start audit segment {}: {e}", path.display());
+                tracing::warn!(
+                    "cannot start audit segment {} (the current one grows meanwhile): {e}",
+                    path.display()
+                );
             }
         }
     }

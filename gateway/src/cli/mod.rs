@@ -583,6 +583,23 @@ pub enum AuditCommand {
         #[command(flatten)]
         conn: Connection,
     },
+    /// Measure how many durable audit records/s this disk takes (offline: writes a
+    /// throwaway log in --dir, like pg_test_fsync for PostgreSQL)
+    Bench {
+        /// Folder for the throwaway log (on the disk the audit trail will use); its
+        /// `node-0` subfolder is deleted afterwards
+        #[arg(long)]
+        dir: PathBuf,
+        /// group (the default commit mode), each (one fsync per record) or none
+        #[arg(long, default_value = "group", value_parser = ["group", "each", "none"])]
+        sync: String,
+        /// Concurrent writers (requests waiting for their record)
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        /// Measured seconds
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+    },
     /// Who read whom: requests, denials, rows and bytes per consumer and provider
     /// department for a period
     Summary {

@@ -363,8 +363,9 @@ X-Purpose is the read's purpose, percent-encoded UTF-8 (here: 核查责令关停
    {gdgs} -X POST {base}/v1/access-requests/<ID>/approve
    {dsj} -H 'Content-Type: application/json' -d @{dir}/scenario-query.json {base}/v1/query
 
-8. As the city auditor, see who read what, and verify the chain:
+8. As the city auditor, see who read what, who reads whom, and verify the chain:
    {aud} '{base}/v1/audit?limit=20'
+   {aud} '{base}/v1/audit/summary'
    {aud} '{base}/v1/audit/verify'
 
 The same with the CLI: export YIWANG_SERVER={base} YIWANG_CA={ca} YIWANG_CERT={cdir}/dsj-system.pem YIWANG_KEY={cdir}/dsj-system.key

@@ -191,6 +191,21 @@ pub(super) async fn audit(c: AuditCommand) -> Result<i32> {
             eprintln!("\rexported {n} records");
             Ok(if complete { 0 } else { 1 })
         }
+        AuditCommand::Bench {
+            dir,
+            sync,
+            clients,
+            seconds,
+        } => {
+            let sync = match sync.as_str() {
+                "each" => crate::audit::SyncMode::Each,
+                "none" => crate::audit::SyncMode::None,
+                _ => crate::audit::SyncMode::Group,
+            };
+            let report = bench(&dir, sync, clients.max(1), seconds).await?;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(0)
+        }
         AuditCommand::Summary { filter, json, conn } => {
             let s = Client::new(&conn)?
                 .get(&format!("/v1/audit/summary{}", query(&filter.pairs())))
@@ -234,4 +249,108 @@ pub(super) async fn audit(c: AuditCommand) -> Result<i32> {
             Ok(if s["complete"] == false { 1 } else { 0 })
         }
     }
+}
+
+/// Appends records like a records read's from `clients` tasks, each waiting for its
+/// record to be durable before the next, for `seconds`; returns records/s, commits/s and
+/// the latency of `append`.
+async fn bench(
+    dir: &std::path::Path,
+    sync: crate::audit::SyncMode,
+    clients: usize,
+    seconds: f64,
+) -> Result<serde_json::Value> {
+    use crate::audit::{AuditDecision, AuditEvent, AuditLog, AuditOptions};
+    use std::time::{Duration, Instant};
+    let node_dir = crate::audit::segments::node_dir(dir, 0);
+    if node_dir.exists() {
+        bail!(
+            "{} exists: give a folder without a node-0 log",
+            node_dir.display()
+        );
+    }
+    let metrics = crate::metrics::Metrics::new();
+    let log = AuditLog::open(
+        &AuditOptions {
+            dir: dir.to_path_buf(),
+            node: 0,
+            segment_bytes: 64 << 20,
+            sync,
+        },
+        metrics.clone(),
+    )?;
+    let event = AuditEvent {
+        request_id: "0123456789abcdef0123456789abcdef".into(),
+        principal: "spiffe://yiwang.local/dept/320600-DSJ/city-ops".into(),
+        dept: "320600-DSJ".into(),
+        action: "records.read".into(),
+        dataset: Some("320600-YJJ-00001".into()),
+        provider_dept: Some("320600-YJJ".into()),
+        fields: [
+            "uscc",
+            "name",
+            "address",
+            "licence_no",
+            "legal_rep",
+            "legal_rep_id",
+        ]
+        .map(String::from)
+        .to_vec(),
+        purpose: "危化品企业夜间用电核查".into(),
+        decision: Some(AuditDecision::Allow),
+        reason: "allowed by rule 'p, system, read, unconditional, any'".into(),
+        rows: 2,
+        bytes: 948,
+        status: 200,
+        ..Default::default()
+    };
+    let warmup = Duration::from_secs(1);
+    let window = Duration::from_secs_f64(seconds);
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let log = log.clone();
+            let event = event.clone();
+            tokio::spawn(async move {
+                let mut lat = Vec::new();
+                loop {
+                    let t = Instant::now();
+                    if t - start >= warmup + window {
+                        return Ok::<_, anyhow::Error>(lat);
+                    }
+                    log.append(event.clone()).await?;
+                    if t - start >= warmup {
+                        lat.push(t.elapsed());
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut lat: Vec<Duration> = Vec::new();
+    for t in tasks {
+        lat.extend(t.await??);
+    }
+    lat.sort_unstable();
+    let q = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    };
+    let commits = metrics.audit_commits.get();
+    let records = lat.len() as f64 / window.as_secs_f64();
+    let report = serde_json::json!({
+        "sync": format!("{sync:?}").to_lowercase(),
+        "clients": clients,
+        "seconds": seconds,
+        "records_per_s": records.round(),
+        "records_per_commit": if commits > 0 { (log.head().seq as f64 / commits as f64 * 10.0).round() / 10.0 } else { 0.0 },
+        "append_ms_p50": q(0.50),
+        "append_ms_p99": q(0.99),
+        "append_ms_max": lat.last().map_or(0.0, |d| d.as_secs_f64() * 1000.0),
+        "records_written": log.head().seq,
+        "dir": dir.display().to_string(),
+    });
+    drop(log);
+    std::fs::remove_dir_all(&node_dir)
+        .with_context(|| format!("cannot delete {}", node_dir.display()))?;
+    Ok(report)
 }

@@ -67,6 +67,9 @@ pub enum Op {
     Bulk,
     /// yiwang: `GET /v1/datasets/{id}` of a random pre-created dataset
     Read,
+    /// yiwang: a records read (`--records-path`, with `X-Purpose`): policy, source,
+    /// masking and a durable audit record per request
+    Records,
     /// etcd: `POST /v3/kv/put` of a new key
     Put,
     /// etcd: `POST /v3/kv/range` of a random pre-created key
@@ -78,7 +81,7 @@ pub enum Op {
 impl Op {
     fn system(self) -> System {
         match self {
-            Op::Register | Op::Bulk | Op::Read => System::Yiwang,
+            Op::Register | Op::Bulk | Op::Read | Op::Records => System::Yiwang,
             Op::Put | Op::Get | Op::Txn => System::Etcd,
         }
     }
@@ -88,6 +91,7 @@ impl Op {
             Op::Register => "register",
             Op::Bulk => "bulk",
             Op::Read => "read",
+            Op::Records => "records",
             Op::Put => "put",
             Op::Get => "get",
             Op::Txn => "txn",
@@ -151,6 +155,9 @@ pub struct RunArgs {
     /// Datasets / keys pre-created for read and get
     #[arg(long, default_value_t = 1000)]
     keys: usize,
+    /// Path (and query) of the `records` operation
+    #[arg(long, default_value = "/v1/datasets/320600-YJJ-00001/records?limit=2")]
+    pub records_path: String,
     /// Department of the registered datasets (the steward's)
     #[arg(long, default_value = "320600-GAJ")]
     dept: String,

@@ -31,6 +31,7 @@ pub struct Workload {
     keys: usize,
     dept: String,
     stale: bool,
+    records_path: String,
 }
 
 /// Short, bounded error text (the map of distinct messages must stay small).
@@ -54,6 +55,7 @@ impl Workload {
             keys: args.keys.max(1),
             dept: args.dept.clone(),
             stale: args.stale,
+            records_path: args.records_path.clone(),
         }
     }
 
@@ -173,6 +175,9 @@ impl Workload {
                 let q = if self.stale { "?consistency=stale" } else { "" };
                 client.get(format!("{base}/v1/datasets/{id}{q}"))
             }
+            Op::Records => client
+                .get(format!("{base}{}", self.records_path))
+                .header("x-purpose", "benchmark"),
             Op::Put => {
                 let key = self.etcd_key(task, seq, 0);
                 let value = self.dataset(&key);

@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# The audit benchmark (issue 6): durable audit records/s, and the latency durability
+# adds to a request, with group commit vs one fsync per record vs no fsync (the limit),
+# all in one run on this machine.
+#
+#   ops/bench/audit.sh
+#
+# Part 1, the writer alone: `yiwang audit bench` appends records like a records read's
+# into a throwaway log on the disk under $TMPDIR, from 1, 64 and 1024 concurrent
+# writers that each wait for their record to be durable before writing the next.
+# Part 2, through the gateway: a one-node `yiwang demo` served three times, with
+# `audit.sync` = none, each and group; `yiwang-bench run --op records` reads two rows of
+# 应急管理局's enterprises as 大数据局's system (mutual TLS, policy, SQLite source,
+# masking, one durable request record and one completion record per request) at 1, 16
+# and 64 clients. The p50/p99 differences to `none` are what durability adds.
+#
+# Environment: BENCH_SECS (10) measured seconds per run, BENCH_WARMUP (2),
+# BENCH_WRITERS ("1 64 1024"), BENCH_CONCURRENCY ("1 16 64"), BENCH_OUT (results
+# prefix, default ops/bench/results/audit-<date>), BENCH_NO_BUILD=1 or
+# YIWANG_BIN/BENCH_BIN to use prebuilt binaries, BENCH_KEEP=1 keeps the temporary
+# directory. Everything binds to loopback and is stopped on exit.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+
+die() { printf 'bench/audit: %s\n' "$*" >&2; exit 1; }
+log() { printf '== %s\n' "$*" >&2; }
+command -v python3 >/dev/null || die "python3 is required"
+command -v curl >/dev/null || die "curl is required"
+
+secs=${BENCH_SECS:-10}
+warmup=${BENCH_WARMUP:-2}
+writers=${BENCH_WRITERS:-1 64 1024}
+concurrency=${BENCH_CONCURRENCY:-1 16 64}
+out=${BENCH_OUT:-$root/ops/bench/results/audit-$(date +%F)}
+target=${CARGO_TARGET_DIR:-$root/target}
+
+if [ -z "${BENCH_NO_BUILD:-}" ] && [ -z "${YIWANG_BIN:-}${BENCH_BIN:-}" ]; then
+    log "building release binaries"
+    cargo build --release -q -p yiwang-gateway -p yiwang-bench
+fi
+yiwang=${YIWANG_BIN:-$target/release/yiwang}
+bench=${BENCH_BIN:-$target/release/yiwang-bench}
+[ -x "$yiwang" ] || die "no $yiwang"
+[ -x "$bench" ] || die "no $bench"
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/yiwang-bench-audit.XXXXXX")
+node_pid=
+cleanup() {
+    if [ -n "$node_pid" ]; then
+        kill "$node_pid" 2>/dev/null || true
+        wait "$node_pid" 2>/dev/null || true
+    fi
+    if [ -n "${BENCH_KEEP:-}" ]; then
+        echo "bench/audit: kept $tmp" >&2
+    else
+        rm -rf "$tmp"
+    fi
+}
+trap cleanup EXIT
+mkdir -p "$(dirname "$out")"
+writer_jsonl=$out-writer.jsonl
+request_jsonl=$out-requests.jsonl
+: >"$writer_jsonl"
+: >"$request_jsonl"
+
+log "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(df -T "$tmp" | awk 'NR==2 {print $2}') on $(df "$tmp" | awk 'NR==2 {print $1}')"
+
+log "part 1: the audit writer alone"
+mkdir -p "$tmp/disk"
+for sync in none each group; do
+    for c in $writers; do
+        "$yiwang" audit bench --dir "$tmp/disk" --sync "$sync" --clients "$c" --seconds "$secs" \
+            2>/dev/null | tee -a "$writer_jsonl" >&2
+    done
+done
+
+log "part 2: records reads through the gateway"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+admin=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+demo=$tmp/demo
+wait_ready() {
+    local i
+    for ((i = 0; i < 1200; i++)); do
+        curl -fsS "http://127.0.0.1:$admin/readyz" >/dev/null 2>&1 && return 0
+        kill -0 "$node_pid" 2>/dev/null || die "the node exited; see $tmp/node.log"
+        sleep 0.1
+    done
+    die "the node did not become ready; see $tmp/node.log"
+}
+"$yiwang" demo --dir "$demo" --port "$port" --admin-port "$admin" --quiet >"$tmp/node.log" 2>&1 &
+node_pid=$!
+wait_ready
+certs=$demo/certs
+for sync in none each group; do
+    kill "$node_pid"
+    wait "$node_pid" 2>/dev/null || true
+    sed "s/^sync = .*/sync = \"$sync\"/" "$demo/node.toml" >"$tmp/$sync.toml"
+    grep -q "^sync = \"$sync\"" "$tmp/$sync.toml" || die "cannot set audit.sync in node.toml"
+    "$yiwang" serve --config "$tmp/$sync.toml" >>"$tmp/node.log" 2>&1 &
+    node_pid=$!
+    wait_ready
+    for c in $concurrency; do
+        "$bench" run --system yiwang --op records -c "$c" --seconds "$secs" --warmup "$warmup" \
+            --nodes "https://127.0.0.1:$port" --ca "$certs/ca.pem" \
+            --cert "$certs/dsj-system.pem" --key "$certs/dsj-system.key" \
+            --pids "$node_pid" --note "sync=$sync" --jsonl "$request_jsonl" >&2
+    done
+done
+
+python3 - "$writer_jsonl" "$request_jsonl" "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" >"$out.md" <<'EOF'
+import json, sys
+writer = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+req = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]
+rev = sys.argv[3]
+print(f"# Audit benchmark ({rev})\n")
+print("## The audit writer alone (`yiwang audit bench`)\n")
+print("| sync | writers | records/s | records per fsync | append p50 ms | append p99 ms |")
+print("| --- | ---: | ---: | ---: | ---: | ---: |")
+for w in writer:
+    print(f"| {w['sync']} | {w['clients']} | {w['records_per_s']:.0f} | {w['records_per_commit']} | "
+          f"{w['append_ms_p50']:.2f} | {w['append_ms_p99']:.2f} |")
+print("\n## Records reads through the gateway (`yiwang-bench run --op records`)\n")
+print("Two audit records per request (request + completion). *added* = difference to `none` at the same concurrency.\n")
+print("| sync | clients | req/s | p50 ms | p99 ms | added p50 ms | added p99 ms | errors |")
+print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+def key(r):
+    return r.get("note", "").removeprefix("sync="), r["concurrency"]
+base = {key(r)[1]: r for r in req if key(r)[0] == "none" and "failed" not in r}
+for r in req:
+    sync, c = key(r)
+    if "failed" in r:
+        print(f"| {sync} | {c} | failed: {r['failed'][:80]} | | | | | |")
+        continue
+    b, l = base.get(c), r["latency_ms"]
+    add50 = f"{l['p50'] - b['latency_ms']['p50']:+.2f}" if b else ""
+    add99 = f"{l['p99'] - b['latency_ms']['p99']:+.2f}" if b else ""
+    print(f"| {sync} | {c} | {r['ops_per_s']:.0f} | {l['p50']:.2f} | {l['p99']:.2f} | {add50} | {add99} | {r['errors']} |")
+EOF
+cat "$out.md"
+log "results: $out.md ($writer_jsonl, $request_jsonl)"
