@@ -183,7 +183,7 @@ mod tests {
             dataset: Some("320600-YJJ-00001".into()),
             provider_dept: Some("320600-YJJ".into()),
             purpose: format!("p{i}"),
-            decision: Some(if i % 3 == 0 {
+            decision: Some(if i.is_multiple_of(3) {
                 AuditDecision::Deny
             } else {
                 AuditDecision::Allow
@@ -239,7 +239,7 @@ mod tests {
             after = last.record.seq;
             seen.extend(page.iter().map(|r| r.record.seq));
         }
-        let expected: Vec<u64> = (1..=60).filter(|s| (s - 1) % 3 != 0).collect();
+        let expected: Vec<u64> = (1..=60u64).filter(|s| !(s - 1).is_multiple_of(3)).collect();
         assert_eq!(seen, expected);
         let pairs = summarize(&dir, &AuditQuery::default(), None).unwrap();
         assert_eq!(pairs.len(), 1);
