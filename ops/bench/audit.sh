@@ -101,7 +101,7 @@ for sync in none each group; do
     node_pid=$!
     wait_ready
     for c in $concurrency; do
-        "$bench" run --system yiwang --op records -c "$c" --seconds "$secs" --warmup "$warmup" \
+        "$bench" run --system yiwang --op records -c "$c" --duration "$secs" --warmup "$warmup" \
             --nodes "https://127.0.0.1:$port" --ca "$certs/ca.pem" \
             --cert "$certs/dsj-system.pem" --key "$certs/dsj-system.key" \
             --pids "$node_pid" --note "sync=$sync" --jsonl "$request_jsonl" >&2
