@@ -128,10 +128,16 @@ pub enum Masking {
     IdCard,
     /// Phone number: keep the first 3 and last 4 digits (138****5678).
     Phone,
-    /// Person's name: keep the first character (张**).
+    /// Person's name: keep the surname, two characters for compound surnames (张*,
+    /// 欧阳**).
     Name,
-    /// Address: keep the first 6 characters.
+    /// Address: keep it down to the district or county (区/县/旗), else the city (市).
     Address,
+    /// Bank card number: keep the first 6 and last 4 digits (622202*********0123).
+    BankCard,
+    /// Licence plate: keep the province and issuing-office letter and the last 2
+    /// characters (苏F***45).
+    Plate,
     /// Replace the whole value with `***`.
     Full,
     /// Replace the value with null.

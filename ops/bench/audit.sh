@@ -14,7 +14,8 @@
 # masking, one durable request record and one completion record per request) at 1, 16
 # and 64 clients. The p50/p99 differences to `none` are what durability adds.
 #
-# Environment: BENCH_SECS (10) measured seconds per run, BENCH_WARMUP (2),
+# Environment: BENCH_PARTS ("writer gateway": which parts to run), BENCH_SYNC
+# ("none each group": the modes), BENCH_SECS (10) measured seconds per run, BENCH_WARMUP (2),
 # BENCH_WRITERS ("1 64 1024"), BENCH_CONCURRENCY ("1 16 64"), BENCH_OUT (results
 # prefix, default ops/bench/results/audit-<date>), BENCH_NO_BUILD=1 or
 # YIWANG_BIN/BENCH_BIN to use prebuilt binaries, BENCH_KEEP=1 keeps the temporary
@@ -32,6 +33,8 @@ secs=${BENCH_SECS:-10}
 warmup=${BENCH_WARMUP:-2}
 writers=${BENCH_WRITERS:-1 64 1024}
 concurrency=${BENCH_CONCURRENCY:-1 16 64}
+parts=${BENCH_PARTS:-writer gateway}
+modes=${BENCH_SYNC:-none each group}
 out=${BENCH_OUT:-$root/ops/bench/results/audit-$(date +%F)}
 target=${CARGO_TARGET_DIR:-$root/target}
 
@@ -66,15 +69,18 @@ request_jsonl=$out-requests.jsonl
 
 log "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(df -T "$tmp" | awk 'NR==2 {print $2}') on $(df "$tmp" | awk 'NR==2 {print $1}')"
 
+if [[ " $parts " == *" writer "* ]]; then
 log "part 1: the audit writer alone"
 mkdir -p "$tmp/disk"
-for sync in none each group; do
+for sync in $modes; do
     for c in $writers; do
         "$yiwang" audit bench --dir "$tmp/disk" --sync "$sync" --clients "$c" --seconds "$secs" \
             2>/dev/null | tee -a "$writer_jsonl" >&2
     done
 done
+fi
 
+if [[ " $parts " == *" gateway "* ]]; then
 log "part 2: records reads through the gateway"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 admin=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -92,7 +98,7 @@ wait_ready() {
 node_pid=$!
 wait_ready
 certs=$demo/certs
-for sync in none each group; do
+for sync in $modes; do
     kill "$node_pid"
     wait "$node_pid" 2>/dev/null || true
     sed "s/^sync = .*/sync = \"$sync\"/" "$demo/node.toml" >"$tmp/$sync.toml"
@@ -107,6 +113,7 @@ for sync in none each group; do
             --pids "$node_pid" --note "sync=$sync" --jsonl "$request_jsonl" >&2
     done
 done
+fi
 
 python3 - "$writer_jsonl" "$request_jsonl" "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" >"$out.md" <<'EOF'
 import json, sys

@@ -144,6 +144,51 @@ fn the_scenario_query_finds_the_plant_only_with_the_grants_it_needs() {
 }
 
 #[test]
+fn masking_is_the_same_in_records_and_sql() {
+    let node = DemoNode::start();
+    let api = node.client("dsj-system");
+    let cols = "uscc,legal_rep_id,contact_phone";
+    let records = api.read(
+        &format!("/v1/datasets/320600-YJJ-00001/records?limit=5&fields={cols}"),
+        "p",
+    );
+    assert_eq!(records.status, 200, "{}", records.body);
+    let masked = records.header("x-masked-fields").unwrap();
+    assert!(
+        masked.contains("legal_rep_id") && masked.contains("contact_phone"),
+        "{masked}"
+    );
+    let rows = records.json()["rows"].as_array().unwrap().clone();
+    let usccs: Vec<String> = rows
+        .iter()
+        .map(|r| format!("'{}'", r["uscc"].as_str().unwrap()))
+        .collect();
+    let r = query(
+        &api,
+        &format!(
+            r#"SELECT {cols} FROM "320600-YJJ"."320600-YJJ-00001" WHERE uscc IN ({})"#,
+            usccs.join(",")
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let sql: Vec<serde_json::Value> = r.json()["rows"].as_array().unwrap().clone();
+    assert_eq!(sql.len(), rows.len(), "{sql:?}");
+    for row in &rows {
+        let same = sql
+            .iter()
+            .find(|s| s["uscc"] == row["uscc"])
+            .unwrap_or_else(|| panic!("{row} not in the SQL result {sql:?}"));
+        for c in ["legal_rep_id", "contact_phone"] {
+            assert_eq!(same[c], row[c], "{c} differs between records and SQL");
+            assert!(
+                row[c].as_str().unwrap().contains("****"),
+                "{c} not masked: {row}"
+            );
+        }
+    }
+}
+
+#[test]
 fn masked_and_hidden_columns_cannot_leak() {
     let node = DemoNode::start();
     let api = node.client("dsj-system");

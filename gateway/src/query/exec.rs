@@ -31,28 +31,16 @@ use crate::node::Node;
 
 const MASK_UDF: &str = "yiwang_mask";
 
-fn rule_name(m: Masking) -> &'static str {
-    match m {
-        Masking::IdCard => "id_card",
-        Masking::Phone => "phone",
-        Masking::Name => "name",
-        Masking::Address => "address",
-        Masking::Full => "full",
-        Masking::Null => "null",
-    }
+/// A masking rule's name in SQL: its catalog (serde) name, e.g. `id_card`.
+fn rule_name(m: Masking) -> String {
+    serde_json::to_value(m)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
 }
 
 fn rule_from(name: &str) -> Option<Masking> {
-    [
-        Masking::IdCard,
-        Masking::Phone,
-        Masking::Name,
-        Masking::Address,
-        Masking::Full,
-        Masking::Null,
-    ]
-    .into_iter()
-    .find(|m| rule_name(*m) == name)
+    serde_json::from_value(serde_json::Value::String(name.to_string())).ok()
 }
 
 /// `yiwang_mask(value, rule)`: the policy's masking as a SQL function.
