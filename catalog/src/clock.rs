@@ -47,9 +47,46 @@ pub fn plus_days(at: &str, days: u32) -> String {
     format(base + Duration::days(i64::from(days)))
 }
 
+/// The national rule for deciding a request for shared data: 10 working days.
+pub const DECISION_WORKING_DAYS: u32 = 10;
+
+/// `at` plus `days` working days (Monday to Friday), at the same time of day, in the
+/// catalog's form. Public holidays and the weekend days worked in exchange for them are
+/// set each year by the State Council and are not known here. `at` must be in the
+/// catalog's form.
+pub fn plus_working_days(at: &str, days: u32) -> String {
+    let mut t = parse(at).unwrap_or_else(OffsetDateTime::now_utc);
+    let mut left = days;
+    while left > 0 {
+        t += Duration::days(1);
+        if !matches!(t.weekday(), time::Weekday::Saturday | time::Weekday::Sunday) {
+            left -= 1;
+        }
+    }
+    format(t)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn working_days_skip_weekends() {
+        // Monday 2026-11-30 + 10 working days = Monday 2026-12-14.
+        assert_eq!(
+            plus_working_days("2026-11-30T09:00:00.000Z", 10),
+            "2026-12-14T09:00:00.000Z"
+        );
+        // Saturday + 1 working day = Monday.
+        assert_eq!(
+            plus_working_days("2026-12-05T09:00:00.000Z", 1),
+            "2026-12-07T09:00:00.000Z"
+        );
+        assert_eq!(
+            plus_working_days("2026-12-04T09:00:00.000Z", 0),
+            "2026-12-04T09:00:00.000Z"
+        );
+    }
 
     #[test]
     fn fixed_width_orders_like_time() {

@@ -365,6 +365,11 @@ pub struct AccessRequest {
     pub days: u32,
     pub state: RequestState,
     pub created_at: String,
+    /// When the provider should have decided: `created_at` plus 10 working days (the
+    /// national rule; weekends skipped, public holidays not known). Absent on requests
+    /// made before yiwang recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decide_by: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decided_by: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

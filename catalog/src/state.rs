@@ -367,12 +367,26 @@ impl CatalogState {
                 d.id
             )));
         }
+        if let Some(open) = self.requests.values().find(|o| {
+            o.state == RequestState::Pending
+                && o.dataset == r.dataset
+                && o.consumer_dept == r.consumer_dept
+        }) {
+            return Err(CatalogError::conflict(format!(
+                "{} already has a pending request for dataset '{}' ({}, by {}); withdraw it or wait for the decision",
+                r.consumer_dept, r.dataset, open.id, open.consumer
+            )));
+        }
         if r.fields.is_empty() {
             r.fields = d.fields.iter().map(|f| f.name.clone()).collect();
         }
         check_fields("fields", &r.fields, d)?;
         r.provider_dept = d.dept.clone();
         r.state = RequestState::Pending;
+        r.decide_by = Some(crate::clock::plus_working_days(
+            &r.created_at,
+            crate::clock::DECISION_WORKING_DAYS,
+        ));
         self.requests.insert(r.id.clone(), r.clone());
         changes.push(Change::Request(r.id.clone()));
         Ok(Outcome::Request { request: r })

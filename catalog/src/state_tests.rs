@@ -74,6 +74,7 @@ fn request(id: &str) -> AccessRequest {
         days: 30,
         state: RequestState::Pending,
         created_at: T0.into(),
+        decide_by: None,
         decided_by: None,
         decided_at: None,
         reason: None,

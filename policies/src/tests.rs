@@ -125,6 +125,7 @@ fn grant(
                 days: 10,
                 state: RequestState::Pending,
                 created_at: T0.into(),
+                decide_by: None,
                 decided_by: None,
                 decided_at: None,
                 reason: None,

@@ -1,7 +1,7 @@
 //! The access workflow end to end: request, decide, read under the grant, revoke.
 
 use serde_json::json;
-use yiwang_tests::DemoNode;
+use yiwang_tests::{DemoNode, cli};
 
 const TRUCKS: &str = "320600-JTJ-00001";
 const PURPOSE: &str = "night-check";
@@ -17,6 +17,18 @@ fn request_approve_read_revoke() {
     let steward = node.client("jtj-steward");
 
     assert_eq!(consumer.read(&records(TRUCKS), PURPOSE).status, 403);
+    // The CLI explains the denial (exit 3) and an allowed read (exit 0).
+    let (code, out, e) = cli(&node, "dsj-system", &["authz", "explain", TRUCKS]);
+    assert_eq!(code, 3, "{out}{e}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["allowed"], false, "{v}");
+    assert!(!v["reason"].as_str().unwrap().is_empty(), "{v}");
+    let (code, out, e) = cli(
+        &node,
+        "dsj-system",
+        &["authz", "explain", "320600-YJJ-00001", "--action", "read"],
+    );
+    assert_eq!(code, 0, "{out}{e}");
 
     let r = consumer.post(
         "/v1/access-requests",
@@ -27,6 +39,36 @@ fn request_approve_read_revoke() {
     let id = req["id"].as_str().unwrap().to_string();
     assert_eq!(req["state"], "pending");
     assert_eq!(req["provider_dept"], "320600-JTJ");
+    // The provider has 10 working days to decide: 12 to 14 calendar days later.
+    let created = req["created_at"].as_str().unwrap();
+    let decide_by = req["decide_by"].as_str().unwrap();
+    assert!(decide_by > created, "{req}");
+    let days = |t: &str| {
+        let d = &t[..10];
+        let (y, m, dd): (i64, i64, i64) = (
+            d[..4].parse().unwrap(),
+            d[5..7].parse().unwrap(),
+            d[8..10].parse().unwrap(),
+        );
+        // Days since 1970 (civil calendar).
+        let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let doy = (153 * m + 2) / 5 + dd - 1;
+        era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy
+    };
+    let span = days(decide_by) - days(created);
+    assert!(
+        (12..=14).contains(&span),
+        "10 working days are 12 to 14 calendar days: {req}"
+    );
+    // A second request for the same dataset while this one is pending is refused.
+    let again = consumer.post(
+        "/v1/access-requests",
+        &json!({"dataset": TRUCKS, "fields": ["plate"], "purpose": "再次申请", "days": 7}),
+    );
+    assert_eq!(again.status, 409, "{}", again.body);
+    assert!(again.message().contains(&id), "{}", again.body);
 
     // The steward sees it among pending requests; a steward of another department
     // cannot decide it, and neither can the consumer.

@@ -93,6 +93,7 @@ pub async fn create_request(
             days,
             state: RequestState::Pending,
             created_at: yiwang_catalog::clock::now(),
+            decide_by: None,
             decided_by: None,
             decided_at: None,
             reason: None,

@@ -76,6 +76,9 @@ pub enum Command {
         #[command(flatten)]
         conn: Connection,
     },
+    /// Access decisions explained
+    #[command(subcommand)]
+    Authz(AuthzCommand),
     /// Departments
     #[command(subcommand)]
     Department(DepartmentCommand),
@@ -543,6 +546,25 @@ pub struct AuditFilter {
     /// Records written by this node
     #[arg(long)]
     pub node: Option<u64>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuthzCommand {
+    /// Why a principal may or may not act on a dataset: the decision, the rule that
+    /// matched, the grant, the masked fields — or why nothing matched
+    Explain {
+        /// Dataset id
+        dataset: String,
+        /// Whose access (SPIFFE ID); default: you. Admins and auditors may ask about
+        /// anyone
+        #[arg(long)]
+        principal: Option<String>,
+        /// read | write | decide | request
+        #[arg(long, default_value = "read")]
+        action: String,
+        #[command(flatten)]
+        conn: Connection,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -122,6 +122,24 @@ pub async fn run(cmd: Command) -> Result<i32> {
             print_json(&Client::new(&conn)?.get("/v1/whoami").await?);
             Ok(0)
         }
+        Command::Authz(AuthzCommand::Explain {
+            dataset,
+            principal,
+            action,
+            conn,
+        }) => {
+            let path = format!(
+                "/v1/authz/explain{}",
+                query(&[
+                    ("dataset", Some(dataset)),
+                    ("principal", principal),
+                    ("action", Some(action)),
+                ])
+            );
+            let v = Client::new(&conn)?.get(&path).await?;
+            print_json(&v);
+            Ok(if v["allowed"] == true { 0 } else { 3 })
+        }
         Command::Department(c) => department(c).await,
         Command::Dataset(c) => dataset(c).await,
         Command::Search {
