@@ -33,6 +33,17 @@ fi
 unshare --user --map-root-user --mount true 2>/dev/null \
     || die "unshare cannot create a user namespace (util-linux 'unshare', and kernel.unprivileged_userns_clone=1 or root); the disk-full audit test needs it"
 
+# The policy matrix test moves a node's clock forward with libfaketime.
+if ! command -v faketime >/dev/null; then
+    command -v apt-get >/dev/null || die "faketime is missing and apt-get is not available: install libfaketime's faketime"
+    echo "installing faketime (Debian package)" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q faketime >/tmp/test-faketime-apt.log 2>&1 \
+        || { DEBIAN_FRONTEND=noninteractive apt-get update -q >>/tmp/test-faketime-apt.log 2>&1 || true
+             DEBIAN_FRONTEND=noninteractive apt-get install -y -q faketime >>/tmp/test-faketime-apt.log 2>&1; } \
+        || { tail -20 /tmp/test-faketime-apt.log >&2; die "cannot install faketime"; }
+fi
+faketime -f +2d true || die "faketime does not work here"
+
 say "test databases (PostgreSQL, MariaDB) in a throwaway directory"
 command -v python3 >/dev/null || die "python3 is required by ops/testdb.sh (apt-get install python3)"
 dbdir=$(mktemp -d "${TMPDIR:-/tmp}/yiwang-testdb.XXXXXX")
