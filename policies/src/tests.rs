@@ -361,3 +361,233 @@ async fn none_never_leaves_and_roles_gate_actions() {
             .allowed
     );
 }
+
+/// xorshift64: a deterministic sequence for the property test.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+}
+
+/// What the rules (policy.csv, docs/access-control.md) say about reading `field` of
+/// `dataset`, written out independently of the engine: `Some(masked)` or `None`.
+fn oracle(s: &CatalogState, p: &Principal, d: &Dataset, field: &str, now: &str) -> Option<bool> {
+    if p.dept == d.dept {
+        return Some(false);
+    }
+    if !s.has_role(&p.id, Role::System) {
+        return None;
+    }
+    let active: Vec<&Grant> = s
+        .grants
+        .values()
+        .filter(|g| g.consumer_dept == p.dept && g.dataset == d.id)
+        .filter(|g| g.revoked_at.is_none() && g.expires_at.as_str() > now)
+        .collect();
+    let named = active.iter().any(|g| g.fields.iter().any(|f| f == field));
+    let sensitive = d
+        .fields
+        .iter()
+        .any(|f| f.name == field && f.sensitivity == Sensitivity::Sensitive);
+    match d.share_type {
+        ShareType::None => None,
+        ShareType::Unconditional => Some(sensitive && !named),
+        ShareType::Conditional => named.then_some(false),
+    }
+}
+
+/// Random sequences of catalog commands — requests, approvals that narrow fields, add
+/// row filters and shorten durations, rejections, withdrawals, revocations, role
+/// changes, share-type changes, retirements — with time moving on so that grants
+/// expire; after every step, every principal × dataset × field is decided by the
+/// engine (kept up to date incrementally, as on a node) and compared with the rules.
+#[tokio::test]
+async fn no_command_sequence_yields_an_allow_the_rules_forbid() {
+    let principals = [
+        who(GAJ, "system"),
+        who(GAJ, "steward"),
+        who(GAJ, "nobody"),
+        who(JTJ, "steward"),
+        who(JTJ, "system"),
+        who(YJJ, "auditor"),
+        who(YJJ, "admin"),
+        who(YJJ, "system"),
+    ];
+    let roles = [
+        Role::System,
+        Role::Steward,
+        Role::Admin,
+        Role::Auditor,
+        Role::DeptAuditor,
+    ];
+    let shares = [
+        ShareType::Unconditional,
+        ShareType::Conditional,
+        ShareType::None,
+    ];
+    let datasets = ["DS-U", "DS-C", "DS-N"];
+    let fields = ["plate", "driver_id_no"];
+    let (mut decisions, mut allows, mut applied) = (0u64, 0u64, 0u64);
+    for seed in 1..=24u64 {
+        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+        let mut s = state();
+        let (engine, shared) = engine(s.clone()).await;
+        let mut clock = yiwang_catalog::clock::parse(T0).unwrap();
+        let (mut requests, mut grants) = (Vec::<String>::new(), Vec::<String>::new());
+        for step in 0..80 {
+            clock += time::Duration::hours(rng.below(30) as i64);
+            let at = yiwang_catalog::clock::format(clock);
+            let by = who(JTJ, "steward").id;
+            let cmd = match rng.below(10) {
+                0..=2 => {
+                    let id = format!("R{seed}-{step}");
+                    requests.push(id.clone());
+                    let consumer = rng.pick(&principals).clone();
+                    let ds = rng.pick(&datasets).to_string();
+                    let f: Vec<String> = match rng.below(3) {
+                        0 => vec![],
+                        1 => vec!["plate".into()],
+                        _ => vec!["driver_id_no".into()],
+                    };
+                    Command::CreateRequest {
+                        request: AccessRequest {
+                            id,
+                            consumer: consumer.id,
+                            consumer_dept: consumer.dept,
+                            dataset: ds,
+                            provider_dept: String::new(),
+                            fields: f,
+                            purpose: "核查".into(),
+                            days: 1 + rng.below(4) as u32,
+                            state: RequestState::Pending,
+                            created_at: at.clone(),
+                            decide_by: None,
+                            decided_by: None,
+                            decided_at: None,
+                            reason: None,
+                            grant_id: None,
+                        },
+                    }
+                }
+                3..=4 if !requests.is_empty() => {
+                    let id = rng.pick(&requests).clone();
+                    let grant_id = format!("G{seed}-{step}");
+                    grants.push(grant_id.clone());
+                    Command::ApproveRequest {
+                        id,
+                        by,
+                        at: at.clone(),
+                        grant_id,
+                        fields: match rng.below(3) {
+                            0 => Some(vec!["plate".into()]),
+                            _ => None,
+                        },
+                        row_filter: (rng.below(3) == 0).then(|| "plate = '苏F12345'".into()),
+                        days: (rng.below(2) == 0).then(|| 1 + rng.below(3) as u32),
+                    }
+                }
+                5 if !requests.is_empty() => match rng.below(2) {
+                    0 => Command::RejectRequest {
+                        id: rng.pick(&requests).clone(),
+                        by,
+                        at: at.clone(),
+                        reason: "不符合共享条件".into(),
+                    },
+                    _ => Command::WithdrawRequest {
+                        id: rng.pick(&requests).clone(),
+                        by: rng.pick(&principals).id.clone(),
+                        at: at.clone(),
+                    },
+                },
+                6 if !grants.is_empty() => Command::RevokeGrant {
+                    id: rng.pick(&grants).clone(),
+                    by,
+                    at: at.clone(),
+                },
+                7 => {
+                    let binding = RoleBinding {
+                        principal: rng.pick(&principals).id.clone(),
+                        role: *rng.pick(&roles),
+                    };
+                    if rng.below(2) == 0 {
+                        Command::BindRoles {
+                            bindings: vec![binding],
+                        }
+                    } else {
+                        Command::UnbindRole { binding }
+                    }
+                }
+                8 => {
+                    let id = rng.pick(&datasets);
+                    Command::UpdateDataset {
+                        at: at.clone(),
+                        dataset: dataset(id, JTJ, *rng.pick(&shares)),
+                        expected_version: None,
+                    }
+                }
+                _ => {
+                    if rng.below(8) == 0 {
+                        Command::RetireDataset {
+                            at: at.clone(),
+                            id: rng.pick(&datasets).to_string(),
+                        }
+                    } else {
+                        continue;
+                    }
+                }
+            };
+            let (result, changes) = s.apply(cmd);
+            if result.is_ok() {
+                applied += 1;
+            }
+            shared.replace(s.clone());
+            engine.apply(&changes).await.unwrap();
+            // Decide now and a little later (grants expire in between).
+            for later in [0, 20] {
+                let now = yiwang_catalog::clock::format(clock + time::Duration::hours(later));
+                for p in &principals {
+                    for id in datasets {
+                        let d = s.datasets[id].clone();
+                        for f in fields {
+                            let want = oracle(&s, p, &d, f, &now);
+                            let got =
+                                match engine.plan_read(p, &d, Some(&[f.to_string()]), &now).await {
+                                    Ok(plan) => Some(plan.columns[0].mask.is_some()),
+                                    Err(PolicyError::Denied(_)) => None,
+                                    Err(e) => panic!("seed {seed} step {step}: {e}"),
+                                };
+                            decisions += 1;
+                            allows += u64::from(got.is_some());
+                            assert!(
+                                !(got.is_some() && want.is_none()),
+                                "seed {seed} step {step}: {} may not read {f} of {id} ({:?}) at {now}, but the engine allowed it",
+                                p.id,
+                                d.share_type
+                            );
+                            assert_eq!(
+                                got, want,
+                                "seed {seed} step {step}: {} reading {f} of {id} ({:?}) at {now}",
+                                p.id, d.share_type
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // The sequences did exercise the rules.
+    assert!(applied > 300, "only {applied} commands applied");
+    assert!(
+        allows > 1000 && allows < decisions,
+        "{allows} allows of {decisions}"
+    );
+}
