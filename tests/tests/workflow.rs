@@ -29,6 +29,12 @@ fn request_approve_read_revoke() {
         &["authz", "explain", "320600-YJJ-00001", "--action", "read"],
     );
     assert_eq!(code, 0, "{out}{e}");
+    // An unknown principal (no such department) is a 404 naming it.
+    let r = node.client("admin").get(&format!(
+        "/v1/authz/explain?dataset={TRUCKS}&principal=spiffe://yiwang.local/dept/999999-NONE/x"
+    ));
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert!(r.message().contains("999999-NONE"), "{}", r.body);
 
     let r = consumer.post(
         "/v1/access-requests",

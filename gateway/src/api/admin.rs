@@ -158,6 +158,11 @@ pub async fn explain(
             ApiError::bad_request("invalid_query", "node identities have no data access")
         })?
         .to_string();
+    if !node.state.read().departments.contains_key(&dept) {
+        return Err(ApiError::not_found(format!(
+            "principal '{subject}' is unknown: no department '{dept}' is registered"
+        )));
+    }
     let who = Principal {
         id: subject.clone(),
         dept,
