@@ -1,6 +1,6 @@
 //! The casbin enforcer and its upkeep from catalog state.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use casbin::{CoreApi, DefaultModel, Enforcer, MemoryAdapter, MgmtApi};
 use tokio::sync::RwLock;
@@ -61,11 +61,83 @@ pub struct Decision {
 }
 
 /// The enforcer, kept in step with the catalog by [`PolicyEngine::apply`].
+///
+/// Decisions are made by [`Rule`]s compiled from the same model and policy rows that
+/// casbin loads, evaluated directly against the catalog state and an index of grants
+/// by (consumer department, dataset): a decision costs a few map lookups, where
+/// casbin's uncached `enforce` interprets the matcher and walks the role graph (tens of
+/// µs with 100,000 grants; see ops/bench/README.md). The casbin enforcer is kept in step
+/// too; in debug builds — every test — each decision is checked against casbin's.
 pub struct PolicyEngine {
     enforcer: RwLock<Enforcer>,
     state: SharedState,
     /// Bootstrap admins from the node configuration: admins whatever the catalog says.
     admins: Vec<String>,
+    rules: Vec<Rule>,
+    /// The grouping rules as the compiled rules read them, changed together with the
+    /// enforcer's (under its write lock).
+    views: std::sync::RwLock<Views>,
+}
+
+#[derive(Default)]
+struct Views {
+    /// `g`: the roles of each principal (bootstrap admins included).
+    roles: HashMap<String, Vec<String>>,
+    /// Per (consumer department, dataset): the ids of every grant (revoked and expired
+    /// ones too; grants are never deleted) and whether one is unrevoked (`g2`).
+    pairs: HashMap<(String, String), Pair>,
+}
+
+#[derive(Default)]
+struct Pair {
+    ids: Vec<String>,
+    live: bool,
+}
+
+/// One `p` row of policy.csv, compiled: the model's matcher is
+/// `(p.role == "member" || g(r.sub, p.role)) && r.act == p.act
+///  && (p.share == "*" || p.share == r.share)
+///  && (p.scope == "any" || (p.scope == "own" && r.dept == r.owner)
+///      || (p.scope == "grant" && g2(r.dept, r.obj)))`.
+#[derive(Debug, Clone)]
+struct Rule {
+    role: String,
+    act: String,
+    share: String,
+    scope: Scope,
+    /// `p, role, act, share, scope`, as explanations quote it.
+    text: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    Any,
+    Own,
+    Grant,
+}
+
+fn compile(rows: &[Vec<String>]) -> Result<Vec<Rule>, PolicyError> {
+    rows.iter()
+        .map(|r| {
+            let [role, act, share, scope] = &r[..] else {
+                return Err(engine_err(format!(
+                    "policy row {r:?} does not have 4 fields"
+                )));
+            };
+            Ok(Rule {
+                role: role.clone(),
+                act: act.clone(),
+                share: share.clone(),
+                scope: match scope.as_str() {
+                    "any" => Scope::Any,
+                    "own" => Scope::Own,
+                    "grant" => Scope::Grant,
+                    other => return Err(engine_err(format!("unknown scope '{other}' in {r:?}"))),
+                },
+                text: format!("p, {}", r.join(", ")),
+            })
+        })
+        .collect()
 }
 
 fn engine_err(e: impl std::fmt::Display) -> PolicyError {
@@ -118,14 +190,15 @@ impl PolicyEngine {
             .await
             .map_err(engine_err)?;
         enforcer.enable_log(false);
-        enforcer
-            .add_policies(static_rows())
-            .await
-            .map_err(engine_err)?;
+        let rows = static_rows();
+        let rules = compile(&rows)?;
+        enforcer.add_policies(rows).await.map_err(engine_err)?;
         let engine = PolicyEngine {
             enforcer: RwLock::new(enforcer),
             state,
             admins,
+            rules,
+            views: Default::default(),
         };
         engine.reload().await?;
         Ok(engine)
@@ -133,9 +206,17 @@ impl PolicyEngine {
 
     /// Replaces all grouping rules with those of the current state.
     pub async fn reload(&self) -> Result<(), PolicyError> {
-        let (mut roles, grants) = {
+        let (mut roles, grants, mut pairs) = {
             let s = self.state.read();
-            (role_rows(&s), grant_rows(&s))
+            let mut pairs: HashMap<(String, String), Pair> = HashMap::new();
+            for g in s.grants.values() {
+                let p = pairs
+                    .entry((g.consumer_dept.clone(), g.dataset.clone()))
+                    .or_default();
+                p.ids.push(g.id.clone());
+                p.live |= g.revoked_at.is_none();
+            }
+            (role_rows(&s), grant_rows(&s), pairs)
         };
         for a in &self.admins {
             let row = vec![a.clone(), Role::Admin.as_str().to_string()];
@@ -144,6 +225,18 @@ impl PolicyEngine {
             }
         }
         let mut e = self.enforcer.write().await;
+        {
+            let mut views = self.views.write().unwrap_or_else(|e| e.into_inner());
+            views.roles.clear();
+            for r in &roles {
+                views
+                    .roles
+                    .entry(r[0].clone())
+                    .or_default()
+                    .push(r[1].clone());
+            }
+            views.pairs = std::mem::take(&mut pairs);
+        }
         for ptype in ["g", "g2"] {
             let existing = e.get_named_grouping_policy(ptype);
             if !existing.is_empty() {
@@ -182,6 +275,14 @@ impl PolicyEngine {
                         want.push(admin);
                     }
                     let mut e = self.enforcer.write().await;
+                    self.views
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .roles
+                        .insert(
+                            principal.clone(),
+                            want.iter().map(|r| r[1].clone()).collect(),
+                        );
                     e.remove_filtered_named_grouping_policy("g", 0, vec![principal.clone()])
                         .await
                         .map_err(engine_err)?;
@@ -192,22 +293,33 @@ impl PolicyEngine {
                     }
                 }
                 Change::Grant(id) => {
-                    let pair = {
-                        let s = self.state.read();
-                        s.grants.get(id).map(|g| {
-                            let live = s.grants.values().any(|o| {
-                                o.consumer_dept == g.consumer_dept
-                                    && o.dataset == g.dataset
-                                    && o.revoked_at.is_none()
-                            });
-                            (g.consumer_dept.clone(), g.dataset.clone(), live)
-                        })
-                    };
-                    let Some((dept, dataset, live)) = pair else {
+                    let Some((dept, dataset)) = self
+                        .state
+                        .read()
+                        .grants
+                        .get(id)
+                        .map(|g| (g.consumer_dept.clone(), g.dataset.clone()))
+                    else {
                         continue;
                     };
-                    let row = vec![dept, dataset];
                     let mut e = self.enforcer.write().await;
+                    let live = {
+                        let s = self.state.read();
+                        let mut views = self.views.write().unwrap_or_else(|e| e.into_inner());
+                        let pair = views
+                            .pairs
+                            .entry((dept.clone(), dataset.clone()))
+                            .or_default();
+                        if !pair.ids.contains(id) {
+                            pair.ids.push(id.clone());
+                        }
+                        pair.live = pair
+                            .ids
+                            .iter()
+                            .any(|g| s.grants.get(g).is_some_and(|g| g.revoked_at.is_none()));
+                        pair.live
+                    };
+                    let row = vec![dept, dataset];
                     let present = e.has_grouping_named_policy("g2", row.clone());
                     if live && !present {
                         e.add_named_grouping_policy("g2", row)
@@ -244,19 +356,34 @@ impl PolicyEngine {
             None => ("*", "*"),
         };
         let owner = dataset.map_or(owner, |d| d.dept.as_str());
-        let (allowed, rules) = {
-            let e = self.enforcer.read().await;
-            e.enforce_ex((
-                who.id.as_str(),
-                who.dept.as_str(),
-                act.as_str(),
-                obj,
-                owner,
-                share,
-            ))
-            .map_err(engine_err)?
-        };
-        let rule = rules.first().map(|r| format!("p, {}", r.join(", ")));
+        // In debug builds the enforcer's lock is held across both decisions, so that
+        // they see the same rules.
+        #[cfg(debug_assertions)]
+        let enforcer = self.enforcer.read().await;
+        let rule = self.matching_rule(who, act.as_str(), obj, owner, share);
+        #[cfg(debug_assertions)]
+        {
+            let (allowed, rows) = enforcer
+                .enforce_ex((
+                    who.id.as_str(),
+                    who.dept.as_str(),
+                    act.as_str(),
+                    obj,
+                    owner,
+                    share,
+                ))
+                .map_err(engine_err)?;
+            drop(enforcer);
+            let casbin_rule = rows.first().map(|r| format!("p, {}", r.join(", ")));
+            assert_eq!(
+                (allowed, casbin_rule.as_deref()),
+                (rule.is_some(), rule.as_ref().map(|r| r.text.as_str())),
+                "compiled rules and casbin disagree on {who:?} {} {obj} (owner {owner}, share {share})",
+                act.as_str()
+            );
+        }
+        let allowed = rule.is_some();
+        let rule = rule.map(|r| r.text.clone());
         if allowed {
             let reason = match &rule {
                 Some(r) => format!("allowed by rule '{r}'"),
@@ -275,6 +402,47 @@ impl PolicyEngine {
             reason: self.denial_reason(who, act, dataset, owner),
             grant: None,
         })
+    }
+
+    /// The first policy row whose matcher holds, as casbin evaluates the model.
+    fn matching_rule(
+        &self,
+        who: &Principal,
+        act: &str,
+        obj: &str,
+        owner: &str,
+        share: &str,
+    ) -> Option<Rule> {
+        let views = self.views.read().unwrap_or_else(|e| e.into_inner());
+        let roles = views.roles.get(&who.id);
+        let has_role = |role: &str| roles.is_some_and(|rs| rs.iter().any(|r| r == role));
+        self.rules
+            .iter()
+            .find(|r| {
+                r.act == act
+                    && (r.share == "*" || r.share == share)
+                    && (r.role == "member" || has_role(&r.role))
+                    && match r.scope {
+                        Scope::Any => true,
+                        Scope::Own => who.dept == owner,
+                        Scope::Grant => views
+                            .pairs
+                            .get(&(who.dept.clone(), obj.to_string()))
+                            .is_some_and(|p| p.live),
+                    }
+            })
+            .cloned()
+    }
+
+    /// Ids of the grants (any state) of `dept` on `dataset`.
+    pub(crate) fn grant_ids(&self, dept: &str, dataset: &str) -> Vec<String> {
+        self.views
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .pairs
+            .get(&(dept.to_string(), dataset.to_string()))
+            .map(|p| p.ids.clone())
+            .unwrap_or_default()
     }
 
     /// Decides and turns a denial into an error.

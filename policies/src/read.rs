@@ -76,8 +76,15 @@ impl PolicyEngine {
                 let all: BTreeSet<String> = dataset.fields.iter().map(|f| f.name.clone()).collect();
                 (all.clone(), all, None)
             } else {
+                let ids = self.grant_ids(&who.dept, &dataset.id);
                 let s = self.state().read();
-                let grants: Vec<_> = s.active_grants(&who.dept, &dataset.id, now).collect();
+                let of_dept: Vec<&yiwang_catalog::model::Grant> =
+                    ids.iter().filter_map(|id| s.grants.get(id)).collect();
+                let grants: Vec<_> = of_dept
+                    .iter()
+                    .copied()
+                    .filter(|g| g.is_active_at(now))
+                    .collect();
                 let granted: BTreeSet<String> = grants
                     .iter()
                     .flat_map(|g| g.fields.iter().cloned())
@@ -124,12 +131,7 @@ impl PolicyEngine {
                                     ),
                                 }));
                             }
-                            let expired = s
-                                .grants
-                                .values()
-                                .filter(|g| g.consumer_dept == who.dept && g.dataset == dataset.id)
-                                .map(|g| g.expires_at.as_str())
-                                .max();
+                            let expired = of_dept.iter().map(|g| g.expires_at.as_str()).max();
                             return Err(PolicyError::Denied(match expired {
                                 Some(at) => format!(
                                     "the grant of {} on dataset '{}' is no longer active (expired or revoked; latest expiry {at}); request access again",

@@ -12,6 +12,7 @@
 //! `yiwang-bench query` measures cross-department SQL through the gateway against the
 //! same SQL run directly on PostgreSQL or MariaDB (issue 4; see `query.rs`).
 
+mod policy;
 mod query;
 mod report;
 mod workload;
@@ -46,6 +47,8 @@ enum Cmd {
     Run(Box<RunArgs>),
     /// Cross-department SQL through the gateway vs directly on the databases
     Query(Box<query::QueryArgs>),
+    /// Access-decision latency: yiwang's engine vs casbin's uncached enforce
+    Policy(policy::PolicyArgs),
     /// Print the side-by-side markdown table of a JSONL results file
     Report {
         /// JSONL written by `run --jsonl`
@@ -488,6 +491,7 @@ async fn main() -> Result<()> {
             }
         }
         Cmd::Query(args) => query::run(*args).await?,
+        Cmd::Policy(args) => policy::run(args).await?,
         Cmd::Report { jsonl } => {
             let text = std::fs::read_to_string(&jsonl)
                 .with_context(|| format!("cannot read {}", jsonl.display()))?;
