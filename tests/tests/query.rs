@@ -144,6 +144,64 @@ fn the_scenario_query_finds_the_plant_only_with_the_grants_it_needs() {
 }
 
 #[test]
+fn a_grant_row_filter_limits_sql_as_it_limits_records() {
+    let node = DemoNode::start();
+    let trucks = "320600-JTJ-00001";
+    let own = node.client("jtj-system").read(
+        &format!("/v1/datasets/{trucks}/records?limit=1&fields=consignee_uscc"),
+        "p",
+    );
+    let company = own.json()["rows"][0]["consignee_uscc"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = node.client("dsj-system").post(
+        "/v1/access-requests",
+        &json!({"dataset": trucks, "fields": ["plate", "pass_time", "consignee_uscc"], "purpose": "核查"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    let r = node.client("jtj-steward").post(
+        &format!("/v1/access-requests/{id}/approve"),
+        &json!({"row_filter": format!("consignee_uscc = '{company}'")}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    let api = node.client("dsj-system");
+    let records = api.read(
+        &format!("/v1/datasets/{trucks}/records?limit=1000&fields=consignee_uscc"),
+        "核查",
+    );
+    assert_eq!(records.status, 200, "{}", records.body);
+    let rows = records.json()["rows"].as_array().unwrap().clone();
+    assert!(!rows.is_empty());
+    assert!(rows.iter().all(|r| r["consignee_uscc"] == company.as_str()));
+    let r = query(
+        &api,
+        &format!(
+            r#"SELECT consignee_uscc, count(*) AS n FROM "320600-JTJ"."{trucks}" GROUP BY consignee_uscc"#
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let groups = r.json()["rows"].as_array().unwrap().clone();
+    assert_eq!(
+        groups.len(),
+        1,
+        "only the granted company's rows: {groups:?}"
+    );
+    assert_eq!(groups[0]["consignee_uscc"], company.as_str());
+    assert_eq!(groups[0]["n"].as_u64().unwrap(), rows.len() as u64);
+    let r = query(
+        &api,
+        &format!(
+            r#"SELECT plate FROM "320600-JTJ"."{trucks}" WHERE consignee_uscc <> '{company}'"#
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["rows"].as_array().unwrap().len(), 0);
+}
+
+#[test]
 fn masking_is_the_same_in_records_and_sql() {
     let node = DemoNode::start();
     let api = node.client("dsj-system");

@@ -249,4 +249,19 @@ fn reject_withdraw_and_bad_requests() {
             .status,
         409
     );
+
+    // A dataset retired while a request waits: the request can no longer be approved,
+    // and no new one can be made.
+    let id3 = ask(json!({"dataset": power, "purpose": "退役前申请"})).json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = steward.delete(&format!("/v1/datasets/{power}"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = steward.post(&format!("/v1/access-requests/{id3}/approve"), &json!({}));
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(r.message().contains("no longer active"), "{}", r.body);
+    let r = ask(json!({"dataset": power, "purpose": "退役后申请"}));
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(r.message().contains("retired"), "{}", r.body);
 }
