@@ -461,6 +461,15 @@ impl CatalogState {
         }
         let days = days.unwrap_or(r.days);
         validate::days("days", days)?;
+        if days > r.days {
+            return Err(CatalogError::invalid(
+                "days",
+                format!(
+                    "an approval may shorten the requested {} days, not extend them to {days}",
+                    r.days
+                ),
+            ));
+        }
         let grant = Grant {
             id: grant_id.clone(),
             request_id: id.clone(),

@@ -93,7 +93,14 @@ fn request_approve_read_revoke() {
     let r = consumer.post(&format!("/v1/access-requests/{id}/approve"), &json!({}));
     assert_eq!(r.status, 403, "{}", r.body);
 
-    // Approval can only narrow, and a row filter must name real fields.
+    // Approval can only narrow — fields and duration — and a row filter must name
+    // real fields.
+    let r = steward.post(
+        &format!("/v1/access-requests/{id}/approve"),
+        &json!({"days": 31}),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.message().contains("shorten"), "{}", r.body);
     let r = steward.post(
         &format!("/v1/access-requests/{id}/approve"),
         &json!({"fields": ["plate", "phone"]}),
