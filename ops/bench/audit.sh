@@ -23,6 +23,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
+# shellcheck source=ops/bench/lib.sh
+. "$root/ops/bench/lib.sh"
 
 die() { printf 'bench/audit: %s\n' "$*" >&2; exit 1; }
 log() { printf '== %s\n' "$*" >&2; }
@@ -82,18 +84,10 @@ fi
 
 if [[ " $parts " == *" gateway "* ]]; then
 log "part 2: records reads through the gateway"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-admin=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(bench_free_port)
+admin=$(bench_free_port)
 demo=$tmp/demo
-wait_ready() {
-    local i
-    for ((i = 0; i < 1200; i++)); do
-        curl -fsS "http://127.0.0.1:$admin/readyz" >/dev/null 2>&1 && return 0
-        kill -0 "$node_pid" 2>/dev/null || die "the node exited; see $tmp/node.log"
-        sleep 0.1
-    done
-    die "the node did not become ready; see $tmp/node.log"
-}
+wait_ready() { bench_wait_ready "$admin" "$node_pid" "$tmp/node.log"; }
 "$yiwang" demo --dir "$demo" --port "$port" --admin-port "$admin" --quiet >"$tmp/node.log" 2>&1 &
 node_pid=$!
 wait_ready

@@ -21,6 +21,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
+# shellcheck source=ops/bench/lib.sh
+. "$root/ops/bench/lib.sh"
 
 die() { printf 'bench/query: %s\n' "$*" >&2; exit 1; }
 command -v python3 >/dev/null || die "python3 is required"
@@ -60,19 +62,11 @@ ops/testdb.sh start "$tmp/db" >&2
 # shellcheck disable=SC1091
 . "$tmp/db/env"
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-admin=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(bench_free_port)
+admin=$(bench_free_port)
 demo=$tmp/demo
 
-wait_ready() {
-    local i
-    for ((i = 0; i < 1200; i++)); do
-        curl -fsS "http://127.0.0.1:$admin/readyz" >/dev/null 2>&1 && return 0
-        kill -0 "$node_pid" 2>/dev/null || die "the node exited; see $tmp/node.log"
-        sleep 0.1
-    done
-    die "the node did not become ready; see $tmp/node.log"
-}
+wait_ready() { bench_wait_ready "$admin" "$node_pid" "$tmp/node.log"; }
 
 echo "bench/query: creating the demo in $demo" >&2
 "$yiwang" demo --dir "$demo" --port "$port" --admin-port "$admin" --quiet >"$tmp/node.log" 2>&1 &

@@ -1,0 +1,18 @@
+# Shared by the benchmark scripts (sourced, not run).
+
+# A free TCP port on 127.0.0.1.
+bench_free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# Waits for the node's /readyz on ADMIN_PORT; fails if process PID exits (see LOG).
+bench_wait_ready() {
+    local admin=$1 pid=$2 log=$3 i
+    for ((i = 0; i < 1200; i++)); do
+        curl -fsS "http://127.0.0.1:$admin/readyz" >/dev/null 2>&1 && return 0
+        kill -0 "$pid" 2>/dev/null || { echo "bench: the node exited; see $log" >&2; exit 1; }
+        sleep 0.1
+    done
+    echo "bench: the node did not become ready; see $log" >&2
+    exit 1
+}
