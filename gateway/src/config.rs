@@ -59,6 +59,10 @@ pub struct NodeConfig {
     /// Folder relative source paths resolve against (the config file's folder).
     #[serde(skip)]
     pub base_dir: PathBuf,
+    /// Start not ready: the process that starts the node has start-up work to do first
+    /// (`yiwang demo` seeding its catalog) and clears `Node::starting` when done.
+    #[serde(skip)]
+    pub start_not_ready: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -158,7 +158,7 @@ impl Node {
             metrics.clone(),
         ));
 
-        let seeding = config.demo_seed.is_some();
+        let seeding = config.demo_seed.is_some() || config.start_not_ready;
         let node = Arc::new(Node {
             config,
             raft,

@@ -160,6 +160,7 @@ pub fn node_config(layout: &Layout, spec: NodeSpec) -> Result<NodeConfig> {
         audit: Default::default(),
         query: Default::default(),
         sources: layout.sources.clone(),
+        start_not_ready: false,
         base_dir: layout.dir.clone(),
     })
 }
@@ -286,17 +287,26 @@ pub async fn seed_from_config(node: &crate::node::Node) -> Result<()> {
 /// Runs the demo until interrupted.
 pub async fn run(opts: DemoOptions) -> Result<()> {
     eprintln!("yiwang demo: preparing {}", opts.dir.display());
-    let (config, principals) = prepare(&opts)?;
+    let (mut config, principals) = prepare(&opts)?;
+    config.start_not_ready = true;
     let dir = config.base_dir.clone();
     serve::run(config, move |node: Arc<crate::node::Node>| {
         Box::pin(async move {
-            node.wait_ready(std::time::Duration::from_secs(30)).await?;
-            let added = seed::seed(&node, &principals).await?;
-            if added > 0 {
-                eprintln!("  seeded {added} datasets");
+            // Not ready (`/readyz`) until the demo catalog is complete (the node starts
+            // so): scripts that start the demo wait for readiness and expect the
+            // catalog to be there.
+            let seeded = async {
+                node.wait_serving(std::time::Duration::from_secs(30)).await?;
+                let added = seed::seed(&node, &principals).await?;
+                if added > 0 {
+                    eprintln!("  seeded {added} datasets");
+                }
+                node.wait_search(std::time::Duration::from_secs(30)).await
             }
+            .await;
+            node.starting.store(false, std::sync::atomic::Ordering::Release);
+            seeded?;
             node.wait_ready(std::time::Duration::from_secs(30)).await?;
-            node.wait_search(std::time::Duration::from_secs(30)).await?;
             let (depts, datasets) = {
                 let s = node.state.read();
                 (s.departments.len(), s.datasets.len())
