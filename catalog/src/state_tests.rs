@@ -353,3 +353,21 @@ fn apply_is_deterministic() {
     let json = serde_json::to_string(&a).unwrap();
     assert_eq!(serde_json::from_str::<CatalogState>(&json).unwrap(), a);
 }
+
+#[test]
+fn dataset_ids_and_department_codes_never_collide() {
+    // They share casbin's `g2` namespace, where one equal to the other would link them.
+    let mut s = seeded();
+    let (r, _) = s.apply(Command::RegisterDatasets {
+        at: T1.into(),
+        datasets: vec![input("320600-GAJ", "320600-JTJ", ShareType::Conditional)],
+    });
+    assert!(format!("{r:?}").contains("department code"), "{r:?}");
+    assert!(!s.datasets.contains_key("320600-GAJ"));
+    let (r, _) = s.apply(Command::RegisterDepartments {
+        at: T1.into(),
+        departments: vec![dept("JTJ-1")],
+    });
+    assert!(format!("{r:?}").contains("already a dataset id"), "{r:?}");
+    assert!(!s.departments.contains_key("JTJ-1"));
+}

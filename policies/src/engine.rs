@@ -206,7 +206,7 @@ impl PolicyEngine {
 
     /// Replaces all grouping rules with those of the current state.
     pub async fn reload(&self) -> Result<(), PolicyError> {
-        let (mut roles, grants, mut pairs) = {
+        let (mut roles, grants, pairs) = {
             let s = self.state.read();
             let mut pairs: HashMap<(String, String), Pair> = HashMap::new();
             for g in s.grants.values() {
@@ -225,17 +225,12 @@ impl PolicyEngine {
             }
         }
         let mut e = self.enforcer.write().await;
-        {
-            let mut views = self.views.write().unwrap_or_else(|e| e.into_inner());
-            views.roles.clear();
-            for r in &roles {
-                views
-                    .roles
-                    .entry(r[0].clone())
-                    .or_default()
-                    .push(r[1].clone());
-            }
-            views.pairs = std::mem::take(&mut pairs);
+        let mut role_view: HashMap<String, Vec<String>> = HashMap::new();
+        for r in &roles {
+            role_view
+                .entry(r[0].clone())
+                .or_default()
+                .push(r[1].clone());
         }
         for ptype in ["g", "g2"] {
             let existing = e.get_named_grouping_policy(ptype);
@@ -256,6 +251,10 @@ impl PolicyEngine {
                 .await
                 .map_err(engine_err)?;
         }
+        // The views change after casbin has, so that they never say more than it does.
+        let mut views = self.views.write().unwrap_or_else(|e| e.into_inner());
+        views.roles = role_view;
+        views.pairs = pairs;
         Ok(())
     }
 
@@ -275,14 +274,7 @@ impl PolicyEngine {
                         want.push(admin);
                     }
                     let mut e = self.enforcer.write().await;
-                    self.views
-                        .write()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .roles
-                        .insert(
-                            principal.clone(),
-                            want.iter().map(|r| r[1].clone()).collect(),
-                        );
+                    let names: Vec<String> = want.iter().map(|r| r[1].clone()).collect();
                     e.remove_filtered_named_grouping_policy("g", 0, vec![principal.clone()])
                         .await
                         .map_err(engine_err)?;
@@ -291,6 +283,13 @@ impl PolicyEngine {
                             .await
                             .map_err(engine_err)?;
                     }
+                    // The views change after casbin has, so that they never say more
+                    // than casbin does.
+                    self.views
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .roles
+                        .insert(principal.clone(), names);
                 }
                 Change::Grant(id) => {
                     let Some((dept, dataset)) = self
@@ -303,21 +302,22 @@ impl PolicyEngine {
                         continue;
                     };
                     let mut e = self.enforcer.write().await;
+                    let key = (dept.clone(), dataset.clone());
+                    let mut ids = self
+                        .views
+                        .read()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .pairs
+                        .get(&key)
+                        .map(|p| p.ids.clone())
+                        .unwrap_or_default();
+                    if !ids.contains(id) {
+                        ids.push(id.clone());
+                    }
                     let live = {
                         let s = self.state.read();
-                        let mut views = self.views.write().unwrap_or_else(|e| e.into_inner());
-                        let pair = views
-                            .pairs
-                            .entry((dept.clone(), dataset.clone()))
-                            .or_default();
-                        if !pair.ids.contains(id) {
-                            pair.ids.push(id.clone());
-                        }
-                        pair.live = pair
-                            .ids
-                            .iter()
-                            .any(|g| s.grants.get(g).is_some_and(|g| g.revoked_at.is_none()));
-                        pair.live
+                        ids.iter()
+                            .any(|g| s.grants.get(g).is_some_and(|g| g.revoked_at.is_none()))
                     };
                     let row = vec![dept, dataset];
                     let present = e.has_grouping_named_policy("g2", row.clone());
@@ -330,6 +330,11 @@ impl PolicyEngine {
                             .await
                             .map_err(engine_err)?;
                     }
+                    self.views
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .pairs
+                        .insert(key, Pair { ids, live });
                 }
                 _ => {}
             }

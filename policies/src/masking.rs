@@ -19,7 +19,11 @@ pub fn mask(value: &Value, rule: Masking) -> Value {
         Masking::Name => Value::String(name(&text)),
         Masking::Address => Value::String(address(&text)),
         Masking::BankCard => Value::String(bank_card(&text)),
-        Masking::Plate => Value::String(keep(&text, 2, 2)),
+        Masking::Plate => Value::String(if text.chars().count() >= 7 {
+            keep(&text, 2, 2)
+        } else {
+            keep(&text, 0, 0)
+        }),
     }
 }
 
@@ -27,8 +31,8 @@ pub fn mask(value: &Value, rule: Masking) -> Value {
 const COMPOUND_SURNAMES: &[&str] = &[
     "欧阳", "司马", "上官", "诸葛", "东方", "皇甫", "尉迟", "公孙", "慕容", "长孙", "宇文", "司徒",
     "司空", "夏侯", "轩辕", "令狐", "钟离", "澹台", "公冶", "太史", "申屠", "端木", "独孤", "南宫",
-    "西门", "万俟", "闻人", "赫连", "呼延", "百里", "东郭", "濮阳", "淳于", "单于", "仲孙", "拓跋",
-    "第五", "左丘", "谷梁", "乐正", "漆雕", "公羊", "宗政", "濮阳",
+    "西门", "万俟", "闻人", "赫连", "呼延", "百里", "东郭", "濮阳", "淳于", "仲孙", "拓跋", "第五",
+    "左丘", "漆雕", "公羊",
 ];
 
 /// A person's name keeps its surname: 张三 → 张*, 张三丰 → 张**, 欧阳修 → 欧阳*,
@@ -43,30 +47,72 @@ fn name(s: &str) -> String {
     keep(s, surname, 0)
 }
 
-/// An address is kept down to its first district or county (区, 县, 旗; not 自治区),
-/// or else its first city (市): 江苏省南通市崇川区工农路111号 → 江苏省南通市崇川区*******.
-/// Without any of them, only the first 2 characters are kept.
+/// Endings of administrative units, longest first.
+const UNIT_ENDS: &[&str] = &[
+    "自治区",
+    "自治州",
+    "自治县",
+    "地区",
+    "省",
+    "市",
+    "州",
+    "盟",
+    "区",
+    "县",
+    "旗",
+];
+/// Place names ending like a unit that are not one (housing estates, parks, markets).
+const NOT_UNITS: &[&str] = &[
+    "小区",
+    "社区",
+    "园区",
+    "校区",
+    "景区",
+    "工业区",
+    "开发区",
+    "保税区",
+    "商业区",
+    "街区",
+    "超市",
+    "菜市",
+    "夜市",
+    "城市",
+];
+
+/// An address is kept down to its district or county: the leading administrative
+/// units (省/自治区, 市/州/盟/地区, 区/县/旗), each at most 10 characters, in order,
+/// stopping after a district-level one — 江苏省南通市崇川区工农路111号 →
+/// 江苏省南通市崇川区*******. Housing estates, parks and markets (小区, 园区, 超市, …) are
+/// not units. An address without a recognisable unit is starred whole; one that is
+/// nothing but units keeps all but the last.
 fn address(s: &str) -> String {
     let chars: Vec<char> = s.chars().collect();
-    // 自治区 is a province, not a district.
-    let district = (1..chars.len()).find(|&i| {
-        matches!(chars[i], '区' | '县' | '旗')
-            && !(chars[i] == '区' && i >= 2 && chars[i - 2..i] == ['自', '治'])
-    });
-    let city = || (1..chars.len()).find(|&i| chars[i] == '市');
-    let head = match district.or_else(city) {
-        Some(i) => i + 1,
-        None => 2,
-    };
-    if head >= chars.len() {
-        // Nothing below the district: nothing personal to hide.
-        return if chars.len() > 2 {
-            s.to_string()
-        } else {
-            keep(s, 0, 0)
-        };
+    let mut cuts: Vec<usize> = Vec::new();
+    let mut pos = 0;
+    'units: while cuts.len() < 4 {
+        for end in pos + 1..chars.len().min(pos + 10) {
+            let unit: String = chars[pos..=end].iter().collect();
+            let Some(suffix) = UNIT_ENDS.iter().find(|u| unit.ends_with(*u)) else {
+                continue;
+            };
+            if NOT_UNITS.iter().any(|n| unit.ends_with(n))
+                || (*suffix == "市" && chars.get(end + 1) == Some(&'场'))
+            {
+                continue;
+            }
+            cuts.push(end + 1);
+            pos = end + 1;
+            if matches!(*suffix, "区" | "县" | "旗" | "自治县") {
+                break 'units;
+            }
+            continue 'units;
+        }
+        break;
     }
-    keep(s, head, 0)
+    while cuts.last().is_some_and(|c| *c >= chars.len()) {
+        cuts.pop();
+    }
+    keep(s, cuts.last().copied().unwrap_or(0), 0)
 }
 
 /// A bank card number keeps its issuer prefix (6) and last 4 digits when it is long
@@ -74,10 +120,10 @@ fn address(s: &str) -> String {
 /// spaces and dashes are dropped.
 fn bank_card(s: &str) -> String {
     let digits: String = s.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
-    if digits.chars().count() >= 12 {
-        keep(&digits, 6, 4)
-    } else {
-        keep(&digits, 0, 4)
+    match digits.chars().count() {
+        12.. => keep(&digits, 6, 4),
+        8..=11 => keep(&digits, 0, 4),
+        _ => keep(&digits, 0, 0),
     }
 }
 
@@ -151,13 +197,24 @@ mod tests {
             m("江苏省如皋市如城街道海阳路5号"),
             json!("江苏省如皋市*********")
         );
-        assert_eq!(m("工农路111号"), json!("工农*****"));
+        assert_eq!(m("工农路111号"), json!("*******"));
+        // Estates, parks and markets are not districts.
+        assert_eq!(
+            m("江苏省南通市工农路88号锦绣小区"),
+            json!("江苏省南通市**********")
+        );
+        assert_eq!(
+            m("如皋市城北街道幸福小区3栋502"),
+            json!("如皋市*************")
+        );
+        assert_eq!(m("工农路超市旁"), json!("******"));
         assert_eq!(
             m("江苏省南通市如皋市城北街道"),
-            json!("江苏省南通市*******")
+            json!("江苏省南通市如皋市****")
         );
-        // Only the district: nothing below it to hide.
-        assert_eq!(m("崇川区"), json!("崇川区"));
+        // Never the whole value, even when it is only units.
+        assert_eq!(m("南通市崇川区"), json!("南通市***"));
+        assert_eq!(m("崇川区"), json!("***"));
     }
 
     #[test]

@@ -91,7 +91,13 @@ impl PolicyEngine {
                     .collect();
                 match dataset.share_type {
                     ShareType::Unconditional => {
-                        if let Some(g) = grants.first() {
+                        // The newest, as for conditional reads: the same on every node
+                        // whatever order its index learnt the grants in.
+                        if let Some(g) = grants.iter().max_by(|a, b| {
+                            a.created_at
+                                .cmp(&b.created_at)
+                                .then_with(|| a.id.cmp(&b.id))
+                        }) {
                             decision.grant = Some(g.id.clone());
                         }
                         let all = dataset.fields.iter().map(|f| f.name.clone()).collect();

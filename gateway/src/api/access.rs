@@ -82,6 +82,29 @@ pub async fn create_request(
             };
             return Err(ApiError::forbidden(msg));
         }
+        // One pending request per department and dataset. Checked here, by the node
+        // that proposes, rather than in the state machine, so that nodes of different
+        // versions apply the same log identically during a rolling upgrade.
+        // (A retired dataset is refused as such by the state machine.)
+        if dataset.status == yiwang_catalog::model::DatasetStatus::Active
+            && let Some(open) = node.state.read().requests.values().find(|o| {
+            o.state == RequestState::Pending
+                && o.dataset == dataset.id
+                && o.consumer_dept == caller.dept()
+        }) {
+            return Err(ApiError::new(
+                axum::http::StatusCode::CONFLICT,
+                "conflict",
+                format!(
+                    "{} already has a pending request for dataset '{}' ({}, by {}); withdraw it or wait for the decision",
+                    caller.dept(),
+                    dataset.id,
+                    open.id,
+                    open.consumer
+                ),
+            ));
+        }
+        let now = yiwang_catalog::clock::now();
         let request = AccessRequest {
             id: new_id("ar"),
             consumer: caller.id().to_string(),
@@ -92,8 +115,11 @@ pub async fn create_request(
             purpose: input.purpose,
             days,
             state: RequestState::Pending,
-            created_at: yiwang_catalog::clock::now(),
-            decide_by: None,
+            created_at: now.clone(),
+            decide_by: Some(yiwang_catalog::clock::plus_working_days(
+                &now,
+                yiwang_catalog::clock::DECISION_WORKING_DAYS,
+            )),
             decided_by: None,
             decided_at: None,
             reason: None,
@@ -259,6 +285,15 @@ pub async fn approve(
         };
         if let Some(days) = input.days {
             validate::days("days", days)?;
+            if days > request.days {
+                return Err(ApiError::bad_request(
+                    "invalid_input",
+                    format!(
+                        "invalid days: an approval may shorten the requested {} days, not extend them to {days}",
+                        request.days
+                    ),
+                ));
+            }
         }
         let out = node
             .propose(Command::ApproveRequest {
