@@ -2,7 +2,7 @@
 # The policy benchmark (issue 5): read-decision latency and decisions/s of yiwang's
 # engine (`PolicyEngine::plan_read`) vs casbin's uncached `enforce` on the same model
 # and rules, in one run, over 65 departments, 100,000 datasets and 100,000 active
-# grants built in memory through the catalog's own commands (~3 min to build).
+# grants built in memory through the catalog's own commands (seconds to build).
 #
 #   ops/bench/policy.sh [yiwang-bench policy options, e.g. --datasets 10000]
 #
