@@ -619,6 +619,7 @@ async fn publish_anchors(node: Arc<Node>) {
     let every = Duration::from_secs(node.config.audit.anchor_interval_s.max(1));
     let retention = node.config.audit_retention().ok().flatten();
     let mut published = 0u64;
+    let mut warned = false;
     loop {
         tokio::time::sleep(every).await;
         if let Some(keep) = retention
@@ -628,6 +629,26 @@ async fn publish_anchors(node: Arc<Node>) {
         }
         let head = node.audit.head();
         if head.seq == published {
+            continue;
+        }
+        // An anchor never moves back: a log that restarted below its anchor (its folder
+        // was lost) is not proposed until it passes it — proposing would only commit
+        // rejected entries — and verification reports the lost records meanwhile.
+        let anchored = node
+            .state
+            .read()
+            .anchors
+            .get(&node.config.node_id)
+            .map_or(0, |a| a.seq);
+        if head.seq <= anchored {
+            if !warned && head.seq < anchored {
+                tracing::warn!(
+                    "this node's audit log ends at seq {} but seq {anchored} was anchored: records were lost",
+                    head.seq
+                );
+                warned = true;
+            }
+            published = head.seq;
             continue;
         }
         match node.propose(anchor_command(&node, None)).await {
