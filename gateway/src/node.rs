@@ -631,30 +631,55 @@ async fn publish_anchors(node: Arc<Node>) {
         if head.seq == published {
             continue;
         }
-        // An anchor never moves back: a log that restarted below its anchor (its folder
-        // was lost) is not proposed until it passes it — proposing would only commit
-        // rejected entries — and verification reports the lost records meanwhile.
-        let anchored = node
+        match node.anchor_audit_head().await {
+            Ok(Anchored::Published | Anchored::Already) => published = head.seq,
+            Ok(Anchored::Behind(anchored)) => {
+                if !warned {
+                    tracing::warn!(
+                        "this node's audit log ends at seq {} but seq {anchored} was anchored: records were lost",
+                        head.seq
+                    );
+                    warned = true;
+                }
+                published = head.seq;
+            }
+            Err(e) => tracing::debug!("audit anchor not published yet: {e}"),
+        }
+    }
+}
+
+/// What [`Node::anchor_audit_head`] did.
+pub enum Anchored {
+    Published,
+    /// The head was anchored already.
+    Already,
+    /// The log ends below its anchor (its folder was lost): nothing proposed, since an
+    /// anchor never moves back and proposing would only commit rejected entries.
+    Behind(u64),
+}
+
+impl Node {
+    /// Publishes this node's audit chain head through Raft unless it is anchored
+    /// already. Called every `audit.anchor_interval_s`, and once more when the node
+    /// stops, so that a tail removed after a clean stop is found too.
+    pub async fn anchor_audit_head(&self) -> Result<Anchored, String> {
+        let head = self.audit.head();
+        let anchored = self
             .state
             .read()
             .anchors
-            .get(&node.config.node_id)
+            .get(&self.config.node_id)
             .map_or(0, |a| a.seq);
-        if head.seq <= anchored {
-            if !warned && head.seq < anchored {
-                tracing::warn!(
-                    "this node's audit log ends at seq {} but seq {anchored} was anchored: records were lost",
-                    head.seq
-                );
-                warned = true;
-            }
-            published = head.seq;
-            continue;
+        if head.seq < anchored {
+            return Ok(Anchored::Behind(anchored));
         }
-        match node.propose(anchor_command(&node, None)).await {
-            Ok(_) => published = head.seq,
-            Err(e) => tracing::debug!("audit anchor not published yet: {}", e.message),
+        if head.seq == anchored {
+            return Ok(Anchored::Already);
         }
+        self.propose(anchor_command(self, None))
+            .await
+            .map(|_| Anchored::Published)
+            .map_err(|e| e.message)
     }
 }
 

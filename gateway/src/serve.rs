@@ -49,6 +49,12 @@ where
     eprintln!("yiwang: stopping");
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(10), server).await;
+    // The last records, anchored: a tail removed while the node is stopped is found.
+    match tokio::time::timeout(std::time::Duration::from_secs(3), node.anchor_audit_head()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!("final audit anchor not published: {e}"),
+        Err(_) => tracing::warn!("final audit anchor not published within 3 s"),
+    }
     node.shutdown().await;
     Ok(())
 }
