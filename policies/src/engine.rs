@@ -417,26 +417,23 @@ impl PolicyEngine {
         obj: &str,
         owner: &str,
         share: &str,
-    ) -> Option<Rule> {
+    ) -> Option<&Rule> {
         let views = self.views.read().unwrap_or_else(|e| e.into_inner());
         let roles = views.roles.get(&who.id);
         let has_role = |role: &str| roles.is_some_and(|rs| rs.iter().any(|r| r == role));
-        self.rules
-            .iter()
-            .find(|r| {
-                r.act == act
-                    && (r.share == "*" || r.share == share)
-                    && (r.role == "member" || has_role(&r.role))
-                    && match r.scope {
-                        Scope::Any => true,
-                        Scope::Own => who.dept == owner,
-                        Scope::Grant => views
-                            .pairs
-                            .get(&(who.dept.clone(), obj.to_string()))
-                            .is_some_and(|p| p.live),
-                    }
-            })
-            .cloned()
+        self.rules.iter().find(|r| {
+            r.act == act
+                && (r.share == "*" || r.share == share)
+                && (r.role == "member" || has_role(&r.role))
+                && match r.scope {
+                    Scope::Any => true,
+                    Scope::Own => who.dept == owner,
+                    Scope::Grant => views
+                        .pairs
+                        .get(&(who.dept.clone(), obj.to_string()))
+                        .is_some_and(|p| p.live),
+                }
+        })
     }
 
     /// Ids of the grants (any state) of `dept` on `dataset`.

@@ -414,9 +414,31 @@ fn verify_detects_every_kind_of_edit() {
     );
 }
 
+/// Waits until the node has written every record it owes: a data response's completion
+/// record is written after the client has the body, so it may still be on its way when
+/// the test goes on to edit the newest segment.
+fn settle(node: &DemoNode) {
+    let size = || -> u64 {
+        segments(&node.audit_dir())
+            .iter()
+            .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+            .sum()
+    };
+    let mut last = size();
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = size();
+        if now == last {
+            return;
+        }
+        last = now;
+    }
+}
+
 /// Reads until the newest segment holds at least `n` records, and returns it.
 fn newest_with_lines(node: &DemoNode, n: usize) -> PathBuf {
     for i in 0..50 {
+        settle(node);
         let newest = segments(&node.audit_dir()).last().unwrap().clone();
         if std::fs::read_to_string(&newest).unwrap().lines().count() >= n {
             return newest;

@@ -176,6 +176,19 @@ async fn ask_peer(node: &Node, addr: &str, op: &PeerAudit) -> Result<Value, Stri
     }
 }
 
+/// The list each member that answered sent back (members that did not answer are
+/// reported by [`node_list`]).
+fn decode<T: serde::de::DeserializeOwned>(answers: &[Answer]) -> Result<Vec<Vec<T>>, ApiError> {
+    answers
+        .iter()
+        .filter_map(|a| a.result.as_ref().ok().map(|v| (a.node, v)))
+        .map(|(node, v)| {
+            Vec::<T>::deserialize(v)
+                .map_err(|e| ApiError::internal(format!("bad answer from node {node}: {e}")))
+        })
+        .collect()
+}
+
 /// `[{node, ok, error?}]` for the answers, and whether all came.
 fn node_list(answers: &[Answer]) -> (Vec<Value>, bool) {
     let list = answers
@@ -237,14 +250,9 @@ pub async fn search(
         .await;
         let mut records: Vec<StoredRecord> = Vec::new();
         let mut more = false;
-        for a in &answers {
-            if let Ok(v) = &a.result {
-                let got: Vec<StoredRecord> = serde_json::from_value(v.clone()).map_err(|e| {
-                    ApiError::internal(format!("bad answer from node {}: {e}", a.node))
-                })?;
-                more |= got.len() >= limit;
-                records.extend(got);
-            }
+        for got in decode::<StoredRecord>(&answers)? {
+            more |= got.len() >= limit;
+            records.extend(got);
         }
         records.sort_by_cached_key(Pos::of);
         if records.len() > limit {
@@ -293,18 +301,11 @@ pub async fn summary(
         })
         .await;
         let mut pairs: BTreeMap<(String, String), PairSummary> = BTreeMap::new();
-        for a in &answers {
-            if let Ok(v) = &a.result {
-                let got: Vec<PairSummary> = serde_json::from_value(v.clone()).map_err(|e| {
-                    ApiError::internal(format!("bad answer from node {}: {e}", a.node))
-                })?;
-                for p in got {
-                    match pairs.entry((p.consumer.clone(), p.provider.clone())) {
-                        std::collections::btree_map::Entry::Occupied(mut o) => o.get_mut().merge(p),
-                        std::collections::btree_map::Entry::Vacant(v) => {
-                            v.insert(p);
-                        }
-                    }
+        for p in decode::<PairSummary>(&answers)?.into_iter().flatten() {
+            match pairs.entry((p.consumer.clone(), p.provider.clone())) {
+                std::collections::btree_map::Entry::Occupied(mut o) => o.get_mut().merge(p),
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(p);
                 }
             }
         }
