@@ -77,6 +77,10 @@ pub enum Command {
     PublishAnchor {
         anchor: AuditAnchor,
     },
+    /// Replaces the admin-defined search synonym groups (the built-in ones stay).
+    SetSynonyms {
+        groups: Vec<Vec<String>>,
+    },
 }
 
 /// What an applied command produced.

@@ -1,10 +1,13 @@
 //! The yiwang catalog: domain model, commands, the deterministic state machine,
-//! validation, the record filter language and the tantivy search index.
+//! validation, the record filter language, the tantivy search index, and the CKAN and
+//! DCAT-AP mappings of the catalog.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+pub mod ckan;
 pub mod clock;
 pub mod command;
+pub mod dcat;
 pub mod demo;
 pub mod error;
 pub mod filter;

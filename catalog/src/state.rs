@@ -23,6 +23,8 @@ pub enum Change {
     Request(String),
     Grant(String),
     Anchor(u64),
+    /// The admin-defined search synonyms.
+    Synonyms,
 }
 
 /// The whole replicated catalog.
@@ -35,6 +37,9 @@ pub struct CatalogState {
     pub requests: BTreeMap<String, AccessRequest>,
     pub grants: BTreeMap<String, Grant>,
     pub anchors: BTreeMap<u64, AuditAnchor>,
+    /// Search synonym groups defined by admins (in addition to the built-in ones).
+    #[serde(default)]
+    pub synonyms: Vec<Vec<String>>,
 }
 
 impl CatalogState {
@@ -180,6 +185,12 @@ impl CatalogState {
                 let grant = g.clone();
                 changes.push(Change::Grant(id));
                 Ok(Outcome::Grant { grant })
+            }
+            Command::SetSynonyms { groups } => {
+                crate::validate::synonyms(&groups)?;
+                self.synonyms = groups;
+                changes.push(Change::Synonyms);
+                Ok(Outcome::Done)
             }
             Command::PublishAnchor { mut anchor } => {
                 let node = anchor.node_id;

@@ -21,7 +21,18 @@ const ROLES: Table = TableDefinition::new("roles");
 const REQUESTS: Table = TableDefinition::new("requests");
 const GRANTS: Table = TableDefinition::new("grants");
 const ANCHORS: Table = TableDefinition::new("anchors");
-const ALL_TABLES: [Table; 6] = [DEPARTMENTS, DATASETS, ROLES, REQUESTS, GRANTS, ANCHORS];
+/// Single values of the catalog, by name (`synonyms`).
+const SETTINGS: Table = TableDefinition::new("settings");
+const ALL_TABLES: [Table; 7] = [
+    DEPARTMENTS,
+    DATASETS,
+    ROLES,
+    REQUESTS,
+    GRANTS,
+    ANCHORS,
+    SETTINGS,
+];
+const SYNONYMS_KEY: &str = "synonyms";
 
 /// The catalog state shared between the state machine (the only writer) and readers.
 #[derive(Clone, Default)]
@@ -136,6 +147,7 @@ fn persist(txn: &redb::WriteTransaction, s: &CatalogState, change: &Change) -> a
         Change::Request(k) => put(txn, REQUESTS, k, s.requests.get(k)),
         Change::Grant(k) => put(txn, GRANTS, k, s.grants.get(k)),
         Change::Anchor(n) => put(txn, ANCHORS, &n.to_string(), s.anchors.get(n)),
+        Change::Synonyms => put(txn, SETTINGS, SYNONYMS_KEY, Some(&s.synonyms)),
     }
 }
 
@@ -160,6 +172,13 @@ impl StateMachineApp for CatalogStore {
         load_table(txn, ANCHORS, |k: String, v| {
             if let Ok(n) = k.parse() {
                 s.anchors.insert(n, v);
+            }
+        })?;
+        load_table(txn, SETTINGS, |k: String, v: serde_json::Value| {
+            if k == SYNONYMS_KEY
+                && let Ok(groups) = serde_json::from_value(v)
+            {
+                s.synonyms = groups;
             }
         })?;
         *self.write_state() = s;
@@ -235,6 +254,7 @@ impl StateMachineApp for CatalogStore {
         for k in s.anchors.keys() {
             persist(txn, &s, &Change::Anchor(*k))?;
         }
+        persist(txn, &s, &Change::Synonyms)?;
         *self.write_state() = s;
         self.pending.clear();
         self.reset_due = true;

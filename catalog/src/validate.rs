@@ -187,6 +187,56 @@ pub fn effective_masking(m: Option<Masking>) -> Masking {
     m.unwrap_or(Masking::Full)
 }
 
+/// Most admin-defined synonym groups, members of a group and characters of a member.
+pub const MAX_SYNONYM_GROUPS: usize = 1000;
+pub const MAX_SYNONYM_MEMBERS: usize = 20;
+pub const MAX_SYNONYM_CHARS: usize = 30;
+
+/// Admin-defined search synonym groups: each of 2 to [`MAX_SYNONYM_MEMBERS`] distinct,
+/// trimmed, non-empty terms.
+pub fn synonyms(groups: &[Vec<String>]) -> Result<()> {
+    if groups.len() > MAX_SYNONYM_GROUPS {
+        return Err(invalid(
+            "groups",
+            format!("more than {MAX_SYNONYM_GROUPS} synonym groups"),
+        ));
+    }
+    for (i, group) in groups.iter().enumerate() {
+        let field = format!("groups[{i}]");
+        if group.len() < 2 || group.len() > MAX_SYNONYM_MEMBERS {
+            return Err(invalid(
+                field,
+                format!(
+                    "a synonym group has 2 to {MAX_SYNONYM_MEMBERS} terms, not {}",
+                    group.len()
+                ),
+            ));
+        }
+        for (j, term) in group.iter().enumerate() {
+            let field = format!("groups[{i}][{j}]");
+            if term.trim() != term || term.is_empty() {
+                return Err(invalid(
+                    field,
+                    format!("'{term}' is empty or has leading/trailing spaces"),
+                ));
+            }
+            if term.chars().count() > MAX_SYNONYM_CHARS {
+                return Err(invalid(
+                    field,
+                    format!("'{term}' is longer than {MAX_SYNONYM_CHARS} characters"),
+                ));
+            }
+            if group[..j].contains(term) {
+                return Err(invalid(
+                    field,
+                    format!("'{term}' appears twice in the group"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A required free-text value such as a rejection reason.
 pub fn text_required(field: &str, value: &str) -> Result<()> {
     text(field, value, 1000, true)

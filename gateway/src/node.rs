@@ -44,6 +44,8 @@ pub struct Node {
     pub policy_applied: watch::Receiver<u64>,
     /// Last log index the search index reflects (commits are batched).
     pub search_applied: watch::Receiver<u64>,
+    /// Asks the search indexer to rebuild the index from the catalog state.
+    search_rebuild: tokio::sync::mpsc::UnboundedSender<RebuildRequest>,
     /// Last log index applied to the catalog state.
     pub applied: watch::Receiver<u64>,
 }
@@ -148,13 +150,17 @@ impl Node {
 
         let (policy_tx, policy_applied) = watch::channel(0);
         let (search_tx, search_applied) = watch::channel(0);
+        let (search_rebuild, rebuild_requests) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(run_views(
             events,
             state.clone(),
             policy.clone(),
-            search.clone(),
+            SearchFeed {
+                index: search.clone(),
+                applied: search_tx,
+                rebuilds: rebuild_requests,
+            },
             policy_tx,
-            search_tx,
             metrics.clone(),
         ));
 
@@ -173,6 +179,7 @@ impl Node {
             metrics,
             policy_applied,
             search_applied,
+            search_rebuild,
             applied,
         });
         tokio::spawn(publish_anchors(node.clone()));
@@ -183,6 +190,18 @@ impl Node {
     /// follower) and returns its outcome once this node has applied it and its policy
     /// view reflects it, so a grant approved by one request is honoured by the next, on
     /// whichever node.
+    /// Rebuilds this node's search index from its catalog state, online: searches are
+    /// answered from the old index until the new one is committed.
+    pub async fn rebuild_search(&self) -> Result<RebuildReport, ApiError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.search_rebuild
+            .send(tx)
+            .map_err(|_| ApiError::unavailable("the search indexer has stopped"))?;
+        rx.await
+            .map_err(|_| ApiError::unavailable("the search indexer has stopped"))?
+            .map_err(|e| ApiError::internal(format!("search index rebuild failed: {e}")))
+    }
+
     pub async fn propose(&self, cmd: Command) -> Result<Outcome, ApiError> {
         let command = serde_json::to_value(&cmd)
             .map_err(|e| ApiError::internal(format!("cannot encode command: {e}")))?;
@@ -430,13 +449,12 @@ async fn run_views(
     mut events: tokio::sync::mpsc::UnboundedReceiver<ViewEvent>,
     state: SharedState,
     policy: Arc<PolicyEngine>,
-    search: Arc<SearchIndex>,
+    search: SearchFeed,
     policy_tx: watch::Sender<u64>,
-    search_tx: watch::Sender<u64>,
     metrics: Metrics,
 ) {
     let (to_search, search_events) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(run_search(search_events, state, search, search_tx, metrics));
+    tokio::spawn(run_search(search_events, state, search, metrics));
     while let Some(event) = events.recv().await {
         match &event {
             ViewEvent::Reset { index } => {
@@ -464,33 +482,71 @@ async fn run_views(
 async fn run_search(
     mut events: tokio::sync::mpsc::UnboundedReceiver<ViewEvent>,
     state: SharedState,
-    search: Arc<SearchIndex>,
-    search_tx: watch::Sender<u64>,
+    feed: SearchFeed,
     metrics: Metrics,
 ) {
+    let SearchFeed {
+        index: search,
+        applied: search_tx,
+        mut rebuilds,
+    } = feed;
     let mut staged: Vec<Change> = Vec::new();
     let mut staged_index = 0u64;
+    // The last applied index the indexer has seen (committed or not).
+    let mut seen = 0u64;
     let mut last_commit = tokio::time::Instant::now() - SEARCH_COMMIT_EVERY;
     let mut deadline: Option<tokio::time::Instant> = None;
     loop {
-        let event = match deadline {
-            Some(at) => tokio::select! {
-                e = events.recv() => e,
-                _ = tokio::time::sleep_until(at) => {
-                    let batch = std::mem::take(&mut staged);
-                    commit_search(&search, &state, batch, staged_index).await;
-                    search_tx.send_replace(staged_index);
-                    metrics.search_docs.set(search.num_docs() as i64);
-                    last_commit = tokio::time::Instant::now();
-                    deadline = None;
-                    continue;
+        let commit_due = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        let event = tokio::select! {
+            e = events.recv() => e,
+            Some(reply) = rebuilds.recv() => {
+                // The whole state replaces the index, covering anything staged; the
+                // marker is the last index seen, which the state has reached.
+                staged.clear();
+                deadline = None;
+                let s2 = search.clone();
+                let st = state.clone();
+                let started = std::time::Instant::now();
+                let rebuilt =
+                    tokio::task::spawn_blocking(move || rebuild_search(&s2, &st, seen)).await;
+                let report = match rebuilt {
+                    Ok(Ok(docs)) => Ok(RebuildReport {
+                        docs,
+                        applied: seen,
+                        elapsed_ms: started.elapsed().as_millis() as u64,
+                    }),
+                    Ok(Err(e)) => Err(format!("{e:#}")),
+                    Err(e) => Err(format!("search index rebuild panicked: {e}")),
+                };
+                if let Err(e) = &report {
+                    tracing::error!("search index rebuild failed: {e}");
                 }
-            },
-            None => events.recv().await,
+                let _ = reply.send(report);
+                search_tx.send_replace(seen);
+                metrics.search_docs.set(search.num_docs() as i64);
+                last_commit = tokio::time::Instant::now();
+                continue;
+            }
+            _ = commit_due => {
+                let batch = std::mem::take(&mut staged);
+                commit_search(&search, &state, batch, staged_index).await;
+                search_tx.send_replace(staged_index);
+                metrics.search_docs.set(search.num_docs() as i64);
+                last_commit = tokio::time::Instant::now();
+                deadline = None;
+                continue;
+            }
         };
         let Some(event) = event else { break };
         match event {
             ViewEvent::Reset { index } => {
+                seen = index;
                 staged.clear();
                 deadline = None;
                 let s2 = search.clone();
@@ -511,6 +567,7 @@ async fn run_search(
                 last_commit = tokio::time::Instant::now();
             }
             ViewEvent::Changed { index, changes } => {
+                seen = index;
                 staged.extend(
                     changes
                         .into_iter()
@@ -527,6 +584,26 @@ async fn run_search(
             }
         }
     }
+}
+
+/// What the search indexer task works with.
+struct SearchFeed {
+    index: Arc<SearchIndex>,
+    /// The applied index the search index reflects.
+    applied: watch::Sender<u64>,
+    rebuilds: tokio::sync::mpsc::UnboundedReceiver<RebuildRequest>,
+}
+
+type RebuildRequest = tokio::sync::oneshot::Sender<Result<RebuildReport, String>>;
+
+/// The result of an online rebuild of the search index.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RebuildReport {
+    /// Datasets indexed.
+    pub docs: usize,
+    /// The catalog applied-log index the rebuilt index reflects.
+    pub applied: u64,
+    pub elapsed_ms: u64,
 }
 
 /// Longest interval between two search commits while changes are pending.
@@ -605,11 +682,17 @@ fn rebuild_search_if_stale(
     if !search.opened_fresh() && search.applied_marker() == Some(index) {
         return Ok(None);
     }
+    rebuild_search(search, state, index).map(Some)
+}
+
+/// Replaces the index by the current state's active datasets, marked as reflecting
+/// `index`. Searches go on meanwhile, on the old index until the commit.
+fn rebuild_search(search: &SearchIndex, state: &SharedState, index: u64) -> Result<usize> {
     let docs: Vec<IndexDoc> = {
         let s = state.read();
         s.datasets.keys().filter_map(|id| doc_for(&s, id)).collect()
     };
-    Ok(Some(search.rebuild(docs.into_iter(), index)?))
+    search.rebuild(docs.into_iter(), index)
 }
 
 /// Publishes this node's audit chain head through Raft every `audit.anchor_interval_s`

@@ -20,7 +20,7 @@ use super::facets::FacetCollector;
 use super::highlight::Highlighter;
 use super::schema::{self, FORMAT_VERSION, Fields};
 use super::tokenizer::{self, TOKENIZER_NAME};
-use super::{Facets, Hit, IndexDoc, MAX_LIMIT, SearchQuery, SearchResult, query};
+use super::{Facets, Hit, IndexDoc, MAX_LIMIT, SearchQuery, SearchResult, SearchSort, query};
 use crate::model::ShareType;
 
 /// Memory the writer may use for buffered documents before it flushes a segment. One
@@ -201,31 +201,40 @@ impl SearchIndex {
         // collector from reserving room for `offset` entries.
         let offset = q.offset.min(searcher.num_docs() as usize);
 
-        let (total, page, facet_counts) = if built.scored {
-            let top = (limit > 0).then(|| {
-                TopDocs::with_limit(limit)
-                    .and_offset(offset)
-                    .order_by_score()
-            });
-            let (total, top, facets) =
-                searcher.search(&*built.query, &(Count, top, FacetCollector))?;
-            (total, top.unwrap_or_default(), facets)
-        } else {
-            // Without text there is no relevance: a stable order by id makes pages
-            // consistent.
-            let top = (limit > 0).then(|| {
-                TopDocs::with_limit(limit)
-                    .and_offset(offset)
-                    .order_by_string_fast_field(schema::ID, Order::Asc)
-            });
-            let (total, top, facets) =
-                searcher.search(&*built.query, &(Count, top, FacetCollector))?;
-            let page: Vec<(f32, DocAddress)> = top
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(_, address)| (0.0, address))
-                .collect();
-            (total, page, facets)
+        let order = match q.sort {
+            SearchSort::Relevance if built.scored => None,
+            SearchSort::Relevance | SearchSort::Id => Some((schema::ID, Order::Asc)),
+            SearchSort::Newest => Some((schema::PUBLISHED_AT, Order::Desc)),
+            SearchSort::Oldest => Some((schema::PUBLISHED_AT, Order::Asc)),
+        };
+        let (total, page, facet_counts) = match order {
+            None => {
+                let top = (limit > 0).then(|| {
+                    TopDocs::with_limit(limit)
+                        .and_offset(offset)
+                        .order_by_score()
+                });
+                let (total, top, facets) =
+                    searcher.search(&*built.query, &(Count, top, FacetCollector))?;
+                (total, top.unwrap_or_default(), facets)
+            }
+            Some((field, direction)) => {
+                // A stable order by a column (id without text: pages stay consistent);
+                // scores are not computed.
+                let top = (limit > 0).then(|| {
+                    TopDocs::with_limit(limit)
+                        .and_offset(offset)
+                        .order_by_string_fast_field(field, direction)
+                });
+                let (total, top, facets) =
+                    searcher.search(&*built.query, &(Count, top, FacetCollector))?;
+                let page: Vec<(f32, DocAddress)> = top
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(_, address)| (0.0, address))
+                    .collect();
+                (total, page, facets)
+            }
         };
 
         // Snippet generation looks up every query term's frequency: only when needed.

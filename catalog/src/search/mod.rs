@@ -10,10 +10,12 @@
 //!
 //! Files: `index.rs` opens, writes and searches; `schema.rs` is the field layout;
 //! `tokenizer.rs` the jieba analyzer; `query.rs` builds queries from user text;
-//! `synonyms.rs` the abbreviation table; `facets.rs` counts facets; `highlight.rs` makes
-//! the snippets.
+//! `synonyms.rs` the abbreviation table; `fuzzy.rs` the pinyin and bigram forms that
+//! tolerate Latin-letter input and typos; `facets.rs` counts facets; `highlight.rs` makes
+//! the snippets; `dict.txt` is the government-domain word list for jieba.
 
 mod facets;
+mod fuzzy;
 mod highlight;
 mod index;
 mod query;
@@ -34,8 +36,9 @@ use crate::model::{Dataset, ShareType, UpdateCycle};
 /// Page size when the request names none.
 pub const DEFAULT_LIMIT: usize = 20;
 
-/// Largest page a search returns; larger limits are capped.
-pub const MAX_LIMIT: usize = 100;
+/// Largest page a search returns; larger limits are capped. (`GET /v1/search` allows
+/// 100 a page; the CKAN API, whose clients ask for up to 1,000 rows, allows this many.)
+pub const MAX_LIMIT: usize = 1000;
 
 /// What the index holds about one dataset: the searchable text, the filterable
 /// attributes and what a hit shows. Retired datasets are not indexed.
@@ -98,6 +101,27 @@ pub struct SearchQuery {
     pub update_cycle: Option<UpdateCycle>,
     pub limit: usize,
     pub offset: usize,
+    /// Order of the hits; relevance by default (by id when there is no text).
+    pub sort: SearchSort,
+    /// Synonym groups defined by admins, in addition to the built-in ones; filled in by
+    /// the caller from the catalog, never from the request.
+    #[serde(skip)]
+    pub synonyms: Vec<Vec<String>>,
+}
+
+/// Orders a search can return its hits in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SearchSort {
+    /// Best match first (BM25 with field boosts); by id when the query has no text.
+    #[default]
+    Relevance,
+    /// Most recently published first.
+    Newest,
+    /// Oldest published first.
+    Oldest,
+    /// By dataset id, ascending.
+    Id,
 }
 
 impl Default for SearchQuery {
@@ -110,6 +134,8 @@ impl Default for SearchQuery {
             update_cycle: None,
             limit: DEFAULT_LIMIT,
             offset: 0,
+            sort: SearchSort::Relevance,
+            synonyms: Vec::new(),
         }
     }
 }

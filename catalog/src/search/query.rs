@@ -5,8 +5,10 @@
 //! one optional clause that matches the term in any text field. A document therefore
 //! needs one term to match and ranks higher the more terms (and the better fields) it
 //! matches. Abbreviation expansions (`synonyms.rs`) add lower-boosted optional clauses;
-//! the whole text is also tried as an exact dataset id. Filters are required clauses
-//! that do not contribute to the score.
+//! the whole text is also tried as an exact dataset id. Pinyin and character-bigram
+//! clauses (`fuzzy.rs`) let Latin-letter input and a mistyped character find the title
+//! meant; they weigh less than the words themselves. Filters are required clauses that do
+//! not contribute to the score.
 
 use tantivy::Term;
 use tantivy::query::{
@@ -16,7 +18,7 @@ use tantivy::query::{
 use tantivy::schema::{Field, IndexRecordOption};
 
 use super::schema::Fields;
-use super::{SearchQuery, synonyms, tokenizer};
+use super::{SearchQuery, fuzzy, synonyms, tokenizer};
 
 /// Only the first this many distinct terms of a query are used, bounding the cost of a
 /// pasted paragraph.
@@ -30,6 +32,18 @@ const ID_BOOST: f32 = 10.0;
 
 /// Longer query text is not tried as a dataset id (ids are short resource codes).
 const MAX_ID_BYTES: usize = 128;
+
+/// Weight of a pinyin match for a query typed in Latin letters: the clerk's intent is as
+/// clear as with the characters.
+const LATIN_PINYIN_BOOST: f32 = 2.0;
+
+/// Weight of a match of a Chinese query's pinyin (a homophone typo finds the word meant),
+/// and of its character pairs (one wrong character still shares the others).
+const HOMOPHONE_BOOST: f32 = 0.6;
+const BIGRAM_BOOST: f32 = 0.3;
+
+/// Chinese runs longer than this are not looked up by pinyin (no title word is that long).
+const MAX_PINYIN_RUN_CHARS: usize = 12;
 
 /// How much a term's matches in other fields add to its best field's score.
 const FIELD_TIE_BREAKER: f32 = 0.2;
@@ -46,7 +60,7 @@ pub(super) fn build(fields: &Fields, q: &SearchQuery) -> Built {
     let text_query = if text.is_empty() {
         None
     } else {
-        Some(text_query(fields, text))
+        Some(text_query(fields, text, &q.synonyms))
     };
     let scored = text_query.is_some();
 
@@ -76,7 +90,7 @@ pub(super) fn build(fields: &Fields, q: &SearchQuery) -> Built {
 }
 
 /// The optional clauses for the user's text; at least one of them must match.
-fn text_query(fields: &Fields, text: &str) -> Box<dyn Query> {
+fn text_query(fields: &Fields, text: &str, extra_synonyms: &[Vec<String>]) -> Box<dyn Query> {
     let mut terms = tokenizer::tokens(text);
     terms.truncate(MAX_QUERY_TERMS);
 
@@ -84,8 +98,8 @@ fn text_query(fields: &Fields, text: &str) -> Box<dyn Query> {
     for term in &terms {
         should.push((Occur::Should, any_field(fields, term)));
     }
-    for expansion in synonyms::expansions(text, &terms) {
-        let expansion_terms = tokenizer::tokens(expansion);
+    for expansion in synonyms::expansions(text, &terms, extra_synonyms) {
+        let expansion_terms = tokenizer::tokens(&expansion);
         if expansion_terms.is_empty() || expansion_terms.iter().all(|t| terms.contains(t)) {
             continue;
         }
@@ -97,6 +111,33 @@ fn text_query(fields: &Fields, text: &str) -> Box<dyn Query> {
             .collect();
         let clause = BoostQuery::new(Box::new(BooleanQuery::new(all)), EXPANSION_BOOST);
         should.push((Occur::Should, Box::new(clause)));
+    }
+    for term in fuzzy::latin_query_terms(text) {
+        let clause = BoostQuery::new(scored_term(fields.pinyin, &term), LATIN_PINYIN_BOOST);
+        should.push((Occur::Should, Box::new(clause)));
+    }
+    for run in fuzzy::han_runs(text) {
+        if run.chars().count() > MAX_PINYIN_RUN_CHARS {
+            continue;
+        }
+        if let Some((full, _)) = fuzzy::pinyin_of(&run) {
+            let clause = BoostQuery::new(scored_term(fields.pinyin, &full), HOMOPHONE_BOOST);
+            should.push((Occur::Should, Box::new(clause)));
+        }
+    }
+    let grams = fuzzy::bigrams(text);
+    if grams.len() >= 2 {
+        // At least half of the pairs must match: one wrong character spoils at most two.
+        let needed = grams.len().div_ceil(2);
+        let pairs: Vec<(Occur, Box<dyn Query>)> = grams
+            .iter()
+            .map(|g| (Occur::Should, scored_term(fields.grams, g)))
+            .collect();
+        let clause = BooleanQuery::with_minimum_required_clauses(pairs, needed);
+        should.push((
+            Occur::Should,
+            Box::new(BoostQuery::new(Box::new(clause), BIGRAM_BOOST)),
+        ));
     }
     if text.len() <= MAX_ID_BYTES {
         let id = BoostQuery::new(exact_term(fields.id, text), ID_BOOST);
@@ -127,6 +168,13 @@ fn any_field(fields: &Fields, term: &str) -> Box<dyn Query> {
     Box::new(DisjunctionMaxQuery::with_tie_breaker(
         per_field,
         FIELD_TIE_BREAKER,
+    ))
+}
+
+fn scored_term(field: Field, value: &str) -> Box<dyn Query> {
+    Box::new(TermQuery::new(
+        Term::from_field_text(field, value),
+        IndexRecordOption::WithFreqs,
     ))
 }
 

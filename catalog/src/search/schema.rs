@@ -13,18 +13,19 @@ use tantivy::schema::{
     FAST, Field, IndexRecordOption, STORED, Schema, TextFieldIndexing, TextOptions,
 };
 
-use super::IndexDoc;
-use super::tokenizer::TOKENIZER_NAME;
+use super::tokenizer::{self, TOKENIZER_NAME};
+use super::{IndexDoc, fuzzy};
 
 /// Bumped whenever indexing changes in a way the schema does not show (tokenization,
 /// what goes into a field). An index written with another version is rebuilt.
-pub(super) const FORMAT_VERSION: u32 = 1;
+pub(super) const FORMAT_VERSION: u32 = 2;
 
 /// Field names, as used for fast-field (column) access.
 pub(super) const ID: &str = "id";
 pub(super) const DEPT: &str = "dept";
 pub(super) const SHARE_TYPE: &str = "share_type";
 pub(super) const THEME_EXACT: &str = "theme_exact";
+pub(super) const PUBLISHED_AT: &str = "published_at";
 
 /// Handles of every field of the schema.
 #[derive(Debug, Clone)]
@@ -41,6 +42,10 @@ pub(super) struct Fields {
     pub update_cycle: Field,
     pub field_titles: Field,
     pub published_at: Field,
+    /// Pinyin and initials of the title's and keywords' words (`fuzzy.rs`).
+    pub pinyin: Field,
+    /// Adjacent Chinese character pairs of the title and keywords (`fuzzy.rs`).
+    pub grams: Field,
 }
 
 /// A searchable text field and its weight in ranking: a match in the title says more
@@ -81,7 +86,7 @@ impl Fields {
             },
             Weighted {
                 field: self.field_titles,
-                boost: 1.0,
+                boost: 0.8,
             },
         ]
     }
@@ -99,6 +104,15 @@ fn text(stored: bool) -> TextOptions {
     } else {
         options
     }
+}
+
+/// Space-separated derived terms (pinyin, bigrams), matched exactly; frequencies for
+/// BM25, nothing stored.
+fn derived() -> TextOptions {
+    let indexing = TextFieldIndexing::default()
+        .set_tokenizer("whitespace")
+        .set_index_option(IndexRecordOption::WithFreqs);
+    TextOptions::default().set_indexing_options(indexing)
 }
 
 /// One untokenized term per value, for exact matching; no field norms (never scored by
@@ -127,7 +141,9 @@ pub(super) fn build() -> (Schema, Fields) {
         update_cycle: b.add_text_field("update_cycle", exact()),
         field_titles: b.add_text_field("field_titles", text(false)),
         // FAST so that a "newest first" order can be added without re-indexing.
-        published_at: b.add_text_field("published_at", exact() | FAST),
+        published_at: b.add_text_field(PUBLISHED_AT, exact() | FAST),
+        pinyin: b.add_text_field("pinyin", derived()),
+        grams: b.add_text_field("grams", derived()),
     };
     (b.build(), fields)
 }
@@ -155,5 +171,13 @@ pub(super) fn to_document(f: &Fields, d: &IndexDoc) -> TantivyDocument {
         doc.add_text(f.field_titles, title);
     }
     doc.add_text(f.published_at, &d.published_at);
+    let mut names = d.title.clone();
+    for keyword in &d.keywords {
+        names.push(' ');
+        names.push_str(keyword);
+    }
+    let words = tokenizer::tokens(&names);
+    doc.add_text(f.pinyin, fuzzy::pinyin_terms(&words).join(" "));
+    doc.add_text(f.grams, fuzzy::bigrams(&names).join(" "));
     doc
 }

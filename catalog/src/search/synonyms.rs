@@ -7,6 +7,11 @@
 //! `query.rs`). Keeping this at query time means the table can change without
 //! re-indexing.
 //!
+//! Admins extend the built-in [`GROUPS`] with their own groups (`PUT
+//! /v1/search/synonyms`); those live in the replicated catalog and are passed to every
+//! search, so a change takes effect on every node as soon as it is applied, without a
+//! restart.
+//!
 //! Deliberately absent: 企业 ↔ 公司. 企业 is in a large share of all dataset titles and
 //! 公司 is in department names (供电公司), so either direction would flood results with
 //! datasets that merely come from a company-named department.
@@ -41,13 +46,17 @@ const GROUPS: &[&[&str]] = &[
     &["城管", "城市管理"],
 ];
 
-/// The expansions for a query: members of every group that the query mentions, other
-/// than the ones it already contains.
+/// The expansions for a query: members of every group (built-in, then `extra`) that the
+/// query mentions, other than the ones it already contains.
 ///
 /// A member "is mentioned" when it occurs in the query text; a one-character member (车)
 /// only when it is a whole query term, or else every word containing the character would
 /// trigger it. `query_terms` are the query's segmented terms.
-pub(super) fn expansions(query_text: &str, query_terms: &[String]) -> Vec<&'static str> {
+pub(super) fn expansions(
+    query_text: &str,
+    query_terms: &[String],
+    extra: &[Vec<String>],
+) -> Vec<String> {
     let mentions = |member: &str| {
         if member.chars().count() > 1 {
             query_text.contains(member)
@@ -55,13 +64,16 @@ pub(super) fn expansions(query_text: &str, query_terms: &[String]) -> Vec<&'stat
             query_terms.iter().any(|t| t == member)
         }
     };
-    let mut out: Vec<&'static str> = Vec::new();
-    for group in GROUPS {
+    let builtin = GROUPS
+        .iter()
+        .map(|g| g.iter().map(|m| m.to_string()).collect::<Vec<String>>());
+    let mut out: Vec<String> = Vec::new();
+    for group in builtin.chain(extra.iter().cloned()) {
         if !group.iter().any(|m| mentions(m)) {
             continue;
         }
-        for member in group.iter().copied() {
-            if !mentions(member) && !out.contains(&member) {
+        for member in group {
+            if !mentions(&member) && !out.contains(&member) {
                 out.push(member);
             }
         }
@@ -80,13 +92,14 @@ mod tests {
     #[test]
     fn expands_both_directions() {
         assert_eq!(
-            expansions("危化品", &terms(&["危化品"])),
+            expansions("危化品", &terms(&["危化品"]), &[]),
             vec!["危险化学品"]
         );
         assert_eq!(
             expansions(
                 "危险化学品企业",
-                &terms(&["危险", "化学", "化学品", "企业"])
+                &terms(&["危险", "化学", "化学品", "企业"]),
+                &[]
             ),
             vec!["危化品"]
         );
@@ -94,18 +107,28 @@ mod tests {
 
     #[test]
     fn one_character_member_needs_a_whole_term() {
-        assert!(expansions("火车站", &terms(&["火车", "火车站"])).is_empty());
-        assert_eq!(expansions("车", &terms(&["车"])), vec!["车辆"]);
+        assert!(expansions("火车站", &terms(&["火车", "火车站"]), &[]).is_empty());
+        assert_eq!(expansions("车", &terms(&["车"]), &[]), vec!["车辆"]);
     }
 
     #[test]
     fn contained_forms_are_not_repeated() {
         // 住房公积金 contains 公积金: nothing to add.
-        assert!(expansions("住房公积金", &terms(&["住房", "公积金"])).is_empty());
+        assert!(expansions("住房公积金", &terms(&["住房", "公积金"]), &[]).is_empty());
+    }
+
+    #[test]
+    fn admin_groups_extend_the_builtin_ones() {
+        let extra = vec![terms(&["一码通", "健康码"])];
+        assert_eq!(
+            expansions("健康码", &terms(&["健康码"]), &extra),
+            vec!["一码通"]
+        );
+        assert!(expansions("健康码", &terms(&["健康码"]), &[]).is_empty());
     }
 
     #[test]
     fn no_expansion_for_company() {
-        assert!(expansions("企业", &terms(&["企业"])).is_empty());
+        assert!(expansions("企业", &terms(&["企业"]), &[]).is_empty());
     }
 }

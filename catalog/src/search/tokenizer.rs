@@ -1,17 +1,21 @@
-//! The one text analyzer of the search index: jieba word segmentation, lowercasing, and
-//! removal of tokens that are not words.
+//! The one text analyzer of the search index: jieba word segmentation with the
+//! project's government-domain dictionary, lowercasing, and removal of tokens that are not
+//! words.
 //!
 //! Indexing and querying must segment text identically, so both go through [`analyzer`].
-//! jieba's dictionary is a process-wide static inside `tantivy-jieba`; loading it takes a
-//! noticeable fraction of a second, so [`warm_up`] is called when an index is opened
-//! rather than on the first user query.
+//! The segmenter is one process-wide [`Jieba`]: jieba's own dictionary plus
+//! `dict.txt` beside this file (department names and dataset terms such as 危险化学品,
+//! 住房公积金, 最低生活保障, so that they are kept whole as well as split). Loading it
+//! takes a noticeable fraction of a second, so [`warm_up`] is called when an index is
+//! opened rather than on the first user query. Changing `dict.txt` changes tokenization:
+//! bump `schema::FORMAT_VERSION` so that existing indexes are rebuilt.
 
 use std::sync::OnceLock;
 
+use jieba_rs::{Jieba, TokenizeMode};
 use tantivy::tokenizer::{
     LowerCaser, RemoveLongFilter, TextAnalyzer, Token, TokenFilter, TokenStream, Tokenizer,
 };
-use tantivy_jieba::JiebaTokenizer;
 
 /// Name under which the analyzer is registered in every index's tokenizer manager; the
 /// schema's text fields refer to it.
@@ -21,19 +25,94 @@ pub(super) const TOKENIZER_NAME: &str = "jieba";
 /// never words someone searches for.
 const MAX_TOKEN_BYTES: usize = 64;
 
-/// The shared analyzer. Cloning a `TextAnalyzer` is cheap here (the jieba tokenizer refers
-/// to the global dictionary), and each use needs its own `&mut`, so callers clone it.
+/// The government-domain user dictionary, in jieba's format (`word frequency [tag]`).
+const USER_DICT: &str = include_str!("dict.txt");
+
+/// The segmenter: jieba's dictionary and [`USER_DICT`].
+fn jieba() -> &'static Jieba {
+    static JIEBA: OnceLock<Jieba> = OnceLock::new();
+    JIEBA.get_or_init(|| {
+        let mut jieba = Jieba::new();
+        jieba
+            .load_dict(&mut USER_DICT.as_bytes())
+            .expect("the built-in user dictionary is well-formed (checked by a test)");
+        jieba
+    })
+}
+
+/// The shared analyzer. Cloning a `TextAnalyzer` is cheap here (the tokenizer refers to
+/// the global segmenter), and each use needs its own `&mut`, so callers clone it.
 pub(super) fn analyzer() -> TextAnalyzer {
     static ANALYZER: OnceLock<TextAnalyzer> = OnceLock::new();
     ANALYZER
         .get_or_init(|| {
-            TextAnalyzer::builder(JiebaTokenizer::new())
+            TextAnalyzer::builder(JiebaSearch)
                 .filter(WordsOnly)
                 .filter(RemoveLongFilter::limit(MAX_TOKEN_BYTES))
                 .filter(LowerCaser)
                 .build()
         })
         .clone()
+}
+
+/// jieba in search mode: every dictionary word of the text, including the shorter words
+/// inside longer ones (危险化学品 also gives 危险, 化学, 化学品), with HMM for unknown
+/// words.
+#[derive(Clone)]
+struct JiebaSearch;
+
+impl Tokenizer for JiebaSearch {
+    type TokenStream<'a> = JiebaStream;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> JiebaStream {
+        let base = text.as_ptr() as usize;
+        let tokens = jieba()
+            .tokenize(text, TokenizeMode::Search, true)
+            .into_iter()
+            .map(|t| {
+                let offset_from = t.word.as_ptr() as usize - base;
+                Token {
+                    offset_from,
+                    offset_to: offset_from + t.word.len(),
+                    position: t.start,
+                    position_length: t.end - t.start,
+                    text: t.word.to_string(),
+                }
+            })
+            .collect();
+        JiebaStream {
+            tokens,
+            next: 0,
+            token: Token::default(),
+        }
+    }
+}
+
+struct JiebaStream {
+    tokens: Vec<Token>,
+    next: usize,
+    token: Token,
+}
+
+impl TokenStream for JiebaStream {
+    fn advance(&mut self) -> bool {
+        match self.tokens.get_mut(self.next) {
+            Some(t) => {
+                self.token = std::mem::take(t);
+                self.next += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn token(&self) -> &Token {
+        &self.token
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        &mut self.token
+    }
 }
 
 /// Loads jieba's dictionary now so that the first search does not pay for it.
@@ -125,6 +204,22 @@ mod tests {
             t.iter().all(|w| w.chars().any(char::is_alphanumeric)),
             "{t:?}"
         );
+    }
+
+    #[test]
+    fn user_dictionary_keeps_domain_terms_whole() {
+        for (text, word) in [
+            ("住房公积金缴存明细", "住房公积金"),
+            ("最低生活保障对象名单", "最低生活保障"),
+            ("危化品企业", "危化品"),
+            ("网约车平台", "网约车"),
+        ] {
+            let t = tokens(text);
+            assert!(t.contains(&word.to_string()), "{text}: {t:?}");
+        }
+        // Search mode still yields the words inside the whole term.
+        let t = tokens("住房公积金");
+        assert!(t.contains(&"公积金".to_string()), "{t:?}");
     }
 
     #[test]

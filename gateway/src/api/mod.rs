@@ -6,9 +6,11 @@ mod admin;
 mod audit;
 mod audited;
 mod bulk;
+mod ckan;
 mod cluster;
 mod context;
 mod datasets;
+mod dcat;
 mod departments;
 mod error;
 #[cfg(test)]
@@ -66,6 +68,14 @@ pub fn router(node: Arc<Node>) -> Router {
         )
         .route("/v1/datasets/{id}/records", get(records::read))
         .route("/v1/search", get(search::search))
+        .route(
+            "/v1/search/synonyms",
+            get(search::synonyms).put(search::set_synonyms),
+        )
+        .route("/v1/search/rebuild", post(search::rebuild))
+        .route("/v1/catalog.ttl", get(dcat::turtle))
+        .route("/v1/catalog.jsonld", get(dcat::jsonld))
+        .route("/api/3/action/{name}", get(ckan::action).post(ckan::action))
         .route("/v1/query", post(query::query))
         .route(
             "/v1/sources/{source}/tables/{table}/columns",

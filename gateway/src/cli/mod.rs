@@ -104,9 +104,15 @@ pub enum Command {
         limit: usize,
         #[arg(long, default_value_t = 0)]
         offset: usize,
+        /// relevance | newest | oldest | id
+        #[arg(long, default_value = "relevance")]
+        sort: String,
         #[command(flatten)]
         conn: Connection,
     },
+    /// The search index: rebuild it, and the synonyms searches use
+    #[command(subcommand)]
+    Index(IndexCommand),
     /// Read records of a dataset
     Records {
         /// Dataset id
@@ -546,6 +552,32 @@ pub struct AuditFilter {
     /// Records written by this node
     #[arg(long)]
     pub node: Option<u64>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum IndexCommand {
+    /// Rebuild the search index of the node --server points at, from its catalog
+    /// state, while it keeps answering searches (admin). Prints datasets indexed and
+    /// the time taken
+    Rebuild {
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Show the admin-defined synonym groups (the built-in abbreviations, such as
+    /// 危化品 = 危险化学品, always apply as well)
+    Synonyms {
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Replace the admin-defined synonym groups with those in FILE (admin): one group
+    /// a line, terms separated by commas or spaces, `#` starts a comment. Takes effect
+    /// on every node without a restart or re-indexing
+    SetSynonyms {
+        /// The groups file ("-" for stdin)
+        file: PathBuf,
+        #[command(flatten)]
+        conn: Connection,
+    },
 }
 
 #[derive(Subcommand, Debug)]

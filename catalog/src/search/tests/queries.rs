@@ -259,3 +259,92 @@ fn highlight_is_escaped_and_marks_matches() {
         hit.highlight
     );
 }
+
+/// A few entries of the real kind for Latin-letter input and typos.
+fn welfare_corpus() -> Vec<crate::search::IndexDoc> {
+    let mut docs = corpus();
+    let mut add = |id: &str, title: &str, published: &str| {
+        let mut d = corpus()[0].clone();
+        d.id = id.to_string();
+        d.title = title.to_string();
+        d.summary = String::new();
+        d.keywords = Vec::new();
+        d.theme = "社会保障".to_string();
+        d.field_titles = Vec::new();
+        d.published_at = published.to_string();
+        docs.push(d);
+    };
+    add("GJJ-0001", "住房公积金缴存单位名单", "2024-03-01T00:00:00Z");
+    add("MZJ-0001", "最低生活保障对象名单", "2024-05-01T00:00:00Z");
+    add("YB-0001", "医疗保险定点医疗机构", "2023-01-01T00:00:00Z");
+    docs
+}
+
+#[test]
+fn pinyin_and_initials_find_the_chinese_title() {
+    let (_dir, index) = open_with(welfare_corpus());
+    for q in ["gongjijin", "gong ji jin", "GJJ", "zhufanggongjijin"] {
+        let result = search(&index, q);
+        assert_eq!(ids(&result).first(), Some(&"GJJ-0001"), "{q}: {result:#?}");
+    }
+    let result = search(&index, "dbdx");
+    assert!(
+        result.hits.is_empty(),
+        "no title has these initials: {result:#?}"
+    );
+    let result = search(&index, "yiliaobaoxian");
+    assert_eq!(ids(&result).first(), Some(&"YB-0001"), "{result:#?}");
+}
+
+#[test]
+fn a_mistyped_character_still_finds_the_title() {
+    let (_dir, index) = open_with(welfare_corpus());
+    // A homophone, as a pinyin input method produces it.
+    let result = search(&index, "公积斤");
+    assert_eq!(ids(&result).first(), Some(&"GJJ-0001"), "{result:#?}");
+    // A wrong character that sounds different: the other character pairs match.
+    let result = search(&index, "最低生活保账");
+    assert_eq!(ids(&result).first(), Some(&"MZJ-0001"), "{result:#?}");
+    // The typo tolerance does not outrank real words: the correct title stays first
+    // and an unrelated query finds nothing.
+    let result = search(&index, "住房公积金");
+    assert_eq!(ids(&result).first(), Some(&"GJJ-0001"), "{result:#?}");
+    assert!(search(&index, "航天飞机").hits.is_empty());
+}
+
+#[test]
+fn sort_orders_by_publication_or_id() {
+    let (_dir, index) = open_with(welfare_corpus());
+    let sorted = |sort| {
+        index
+            .search(&SearchQuery {
+                q: "名单 保险".into(),
+                sort,
+                ..SearchQuery::default()
+            })
+            .expect("search")
+    };
+    let newest = sorted(crate::search::SearchSort::Newest);
+    assert_eq!(ids(&newest), ["MZJ-0001", "GJJ-0001", "YB-0001"]);
+    let oldest = sorted(crate::search::SearchSort::Oldest);
+    assert_eq!(ids(&oldest), ["YB-0001", "GJJ-0001", "MZJ-0001"]);
+    let by_id = sorted(crate::search::SearchSort::Id);
+    assert_eq!(ids(&by_id), ["GJJ-0001", "MZJ-0001", "YB-0001"]);
+}
+
+#[test]
+fn admin_synonyms_apply_to_the_next_search() {
+    let (_dir, index) = open_with(welfare_corpus());
+    let with = |synonyms: Vec<Vec<String>>| {
+        index
+            .search(&SearchQuery {
+                q: "兜底".into(),
+                synonyms,
+                ..SearchQuery::default()
+            })
+            .expect("search")
+    };
+    assert!(!ids(&with(vec![])).contains(&"MZJ-0001"));
+    let groups = vec![vec!["兜底".to_string(), "最低生活保障".to_string()]];
+    assert_eq!(ids(&with(groups)).first(), Some(&"MZJ-0001"));
+}

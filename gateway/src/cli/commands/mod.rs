@@ -37,6 +37,21 @@ fn read_json_file(path: &Path) -> Result<Value> {
     serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))
 }
 
+/// Synonym groups from text: one group a line, terms separated by commas (also the
+/// full-width ，、) or whitespace; blank lines and `#` comments ignored.
+fn parse_synonym_groups(text: &str) -> Vec<Vec<String>> {
+    text.lines()
+        .map(|line| line.split('#').next().unwrap_or_default())
+        .map(|line| {
+            line.split(|c: char| c == ',' || c == '，' || c == '、' || c.is_whitespace())
+                .filter(|t| !t.is_empty())
+                .map(str::to_string)
+                .collect::<Vec<String>>()
+        })
+        .filter(|g| !g.is_empty())
+        .collect()
+}
+
 fn split_csv(s: &Option<String>) -> Option<Vec<String>> {
     s.as_ref().map(|f| {
         f.split(',')
@@ -150,6 +165,7 @@ pub async fn run(cmd: Command) -> Result<i32> {
             update_cycle,
             limit,
             offset,
+            sort,
             conn,
         } => {
             let path = format!(
@@ -162,9 +178,49 @@ pub async fn run(cmd: Command) -> Result<i32> {
                     ("update_cycle", update_cycle),
                     ("limit", Some(limit.to_string())),
                     ("offset", Some(offset.to_string())),
+                    ("sort", Some(sort)),
                 ])
             );
             print_json(&Client::new(&conn)?.get(&path).await?);
+            Ok(0)
+        }
+        Command::Index(IndexCommand::Rebuild { conn }) => {
+            eprintln!("rebuilding the search index of {} …", conn.server);
+            let client = Client::new(&conn)?;
+            let report = client
+                .json(client.request(Method::POST, "/v1/search/rebuild"))
+                .await?;
+            eprintln!(
+                "indexed {} datasets in {} ms (catalog index {})",
+                report["docs"], report["elapsed_ms"], report["applied"]
+            );
+            print_json(&report);
+            Ok(0)
+        }
+        Command::Index(IndexCommand::Synonyms { conn }) => {
+            print_json(&Client::new(&conn)?.get("/v1/search/synonyms").await?);
+            Ok(0)
+        }
+        Command::Index(IndexCommand::SetSynonyms { file, conn }) => {
+            let text = if file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin()).context("cannot read stdin")?
+            } else {
+                std::fs::read_to_string(&file)
+                    .with_context(|| format!("cannot read {}", file.display()))?
+            };
+            let groups = parse_synonym_groups(&text);
+            let client = Client::new(&conn)?;
+            let stored = client
+                .json(
+                    client
+                        .request(Method::PUT, "/v1/search/synonyms")
+                        .json(&json!({ "groups": groups })),
+                )
+                .await?;
+            eprintln!(
+                "{} synonym group(s) set",
+                stored["groups"].as_array().map_or(0, Vec::len)
+            );
             Ok(0)
         }
         Command::Records {
