@@ -44,8 +44,28 @@ if ! command -v faketime >/dev/null; then
 fi
 faketime -f +2d true || die "faketime does not work here"
 
+command -v python3 >/dev/null || die "python3 is required (apt-get install python3 python3-venv)"
+
+# The discovery tests drive the real ckanapi client and parse the DCAT-AP export with
+# rdflib, both from PyPI, in a venv kept outside the clone.
+say "Python test packages (ckanapi, rdflib) in a venv"
+venv=${YIWANG_TEST_VENV:-$HOME/.cache/yiwang-test-venv}
+if ! "$venv/bin/python" -c 'import ckanapi, rdflib' 2>/dev/null; then
+    if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
+        command -v apt-get >/dev/null || die "python3 venv support is missing and apt-get is not available: install python3-venv"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv >/tmp/test-venv-apt.log 2>&1 \
+            || { tail -20 /tmp/test-venv-apt.log >&2; die "cannot install python3-venv"; }
+    fi
+    rm -rf "$venv"
+    python3 -m venv "$venv" || die "cannot create the venv $venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check 'ckanapi==4.11' 'rdflib==7.6.0' \
+        || die "cannot install ckanapi and rdflib from PyPI into $venv"
+fi
+"$venv/bin/python" -c 'import ckanapi, rdflib' || die "the venv $venv lacks ckanapi or rdflib"
+export YIWANG_TEST_PYTHON="$venv/bin/python"
+echo "Python: $YIWANG_TEST_PYTHON" >&2
+
 say "test databases (PostgreSQL, MariaDB) in a throwaway directory"
-command -v python3 >/dev/null || die "python3 is required by ops/testdb.sh (apt-get install python3)"
 dbdir=$(mktemp -d "${TMPDIR:-/tmp}/yiwang-testdb.XXXXXX")
 cleanup() { ops/testdb.sh stop "$dbdir" || true; rm -rf "$dbdir"; }
 trap cleanup EXIT

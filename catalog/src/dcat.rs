@@ -4,7 +4,8 @@
 //! - the `dcat:Catalog` (`<base>/v1/catalog`) with title, description and publisher, and
 //!   `dcat:dataset` links to the page's datasets; a `hydra:PartialCollectionView` says
 //!   which page this is and links the first, previous, next and last pages;
-//! - each active dataset as a `dcat:Dataset` (`<base>/v1/datasets/<id>`): identifier,
+//! - each active dataset as a `dcat:Dataset` (`<base>/v1/datasets/<id>#dataset`, its
+//!   landing page the dataset's JSON description `<base>/v1/datasets/<id>`): identifier,
 //!   title, description, keywords, theme (as a keyword), issued/modified times,
 //!   `dct:publisher` (its department), `dct:accrualPeriodicity` (EU frequency
 //!   vocabulary), `dct:accessRights` (EU access-right vocabulary: unconditional → PUBLIC,
@@ -175,9 +176,12 @@ pub fn graph(
     }
 
     for d in datasets {
-        let ds = format!("{base}/v1/datasets/{}", d.id);
+        // The dataset's JSON description is its landing page; the dataset itself and
+        // its distribution are fragments of it.
+        let landing = format!("{base}/v1/datasets/{}", d.id);
+        let ds = format!("{landing}#dataset");
+        let dist = format!("{landing}#records");
         let agent = format!("{base}/v1/departments/{}", d.dept);
-        let dist = format!("{ds}#records");
         g.add(&catalog, "dcat:dataset", Object::Iri(ds.clone()));
         g.typed(&ds, "dcat:Dataset");
         g.add(&ds, "dct:identifier", Object::Str(d.id.clone()));
@@ -200,7 +204,8 @@ pub fn graph(
         if !d.updated_at.is_empty() {
             g.add(&ds, "dct:modified", Object::DateTime(d.updated_at.clone()));
         }
-        g.add(&ds, "dcat:landingPage", Object::Iri(ds.clone()));
+        g.add(&ds, "dcat:landingPage", Object::Iri(landing.clone()));
+        g.typed(&landing, "foaf:Document");
         g.add(&ds, "dct:publisher", Object::Iri(agent.clone()));
         g.typed(&agent, "foaf:Agent");
         let name = departments
@@ -231,7 +236,7 @@ pub fn graph(
         g.add(
             &dist,
             "dcat:accessURL",
-            Object::Iri(format!("{ds}/records")),
+            Object::Iri(format!("{landing}/records")),
         );
         let media = "http://www.iana.org/assignments/media-types/application/json".to_string();
         g.add(&dist, "dcat:mediaType", Object::Iri(media.clone()));

@@ -107,8 +107,18 @@ def fetch_pages(server: str, ctx: ssl.SSLContext, per_page: int, max_pages: int 
             if nxt:
                 print(f"--max-pages {max_pages}: not following {nxt}", file=sys.stderr)
             break
-        url = urllib.parse.urljoin(url, nxt) if nxt else None
+        url = same_origin(base, urllib.parse.urljoin(url, nxt)) if nxt else None
     return pages
+
+
+def same_origin(base: str, url: str) -> str:
+    """The next page on the server we were given: the export builds its links from the
+    node's advertised address, which need not be the one this client reaches it by."""
+    b, u = urllib.parse.urlsplit(base), urllib.parse.urlsplit(url)
+    if (b.scheme, b.netloc) == (u.scheme, u.netloc):
+        return url
+    print(f"note: following {u.path}?{u.query} on {b.netloc} (the link names {u.netloc})", file=sys.stderr)
+    return urllib.parse.urlunsplit((b.scheme, b.netloc, u.path, u.query, ""))
 
 
 def display_ns() -> NamespaceManager:
@@ -157,7 +167,8 @@ def main(argv=None) -> int:
     p.add_argument("--ca", help="CA certificate (PEM) that signed the server")
     p.add_argument("--file", type=Path, action="append", default=[],
                    help="validate this local Turtle file instead of fetching (repeatable)")
-    p.add_argument("--per-page", type=int, default=500, help="datasets per export page (default: %(default)s)")
+    p.add_argument("--per-page", type=int, default=1000,
+                   help="datasets per export page, at most 10000 (default: %(default)s, the server's)")
     p.add_argument("--max-pages", type=int, help="stop after this many pages")
     p.add_argument("--shapes", type=Path, default=DEFAULT_SHAPES, help="SHACL shapes (default: %(default)s)")
     p.add_argument("--inference", choices=["none", "rdfs", "owlrl", "both"], default="none",

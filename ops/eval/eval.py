@@ -676,7 +676,8 @@ def table(results: list[dict], systems: list[str]) -> str:
     head1 = f"{'kind':<{width}}{'n':>4}"
     head2 = " " * (width + 4)
     for _, label in METRICS:
-        head1 += "  " + f"{label:^{7 * len(systems)}}"
+        w = 7 * len(systems)
+        head1 += "  " + (f"{label:^{w}}" if len(systems) > 1 else f"{label:>{w}}")
         head2 += "  " + "".join(f"{s:>7}" for s in systems)
     lines = [head1, head2, "-" * len(head2)]
     for kind, rs in groups.items():
@@ -693,7 +694,7 @@ def table(results: list[dict], systems: list[str]) -> str:
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
+        description=__doc__.rsplit("\n\n", 1)[0],
         epilog="See ops/eval/README.md for the mapping, the judgement rules and the metrics.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -710,7 +711,8 @@ def parse_args(argv=None):
     p.add_argument("--out", type=Path, help="write every per-query result and the aggregates as JSON here")
     p.add_argument("--limit", type=int, help="use only the first N catalog entries (quick runs); "
                    "queries without relevant entries among them are then skipped, not an error")
-    p.add_argument("--skip-load", action="store_true", help="the catalog is already loaded: only evaluate")
+    p.add_argument("--skip-load", action="store_true",
+                   help="the catalog is already loaded (same --data and --limit): only evaluate")
     p.add_argument("--chunk", type=int, default=2000, help="NDJSON lines per bulk request (default: %(default)s)")
     p.add_argument("--index-wait", type=float, default=300,
                    help="seconds to wait for the search index to count every loaded dataset (default: %(default)s)")
@@ -805,6 +807,9 @@ def main(argv=None) -> int:
                 return 1
         total = wait_for_index(client, len(entries), a.index_wait)
         print(f"search index: {total} active datasets (corpus {len(entries)})")
+        if total < len(entries):
+            print(f"warning: after {a.index_wait:.0f} s the index counts {total} of the corpus's "
+                  f"{len(entries)} datasets; evaluating anyway")
 
     # judgement
     judged = []

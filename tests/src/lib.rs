@@ -456,6 +456,36 @@ impl Api {
     }
 }
 
+/// A variable `ops/test.sh` sets for the tests (database URLs, the Python with the test
+/// packages); its absence fails the test with how to set it, never skips it.
+pub fn required_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: run the tests with ops/test.sh (databases: `ops/testdb.sh start DIR && . DIR/env`; Python: `ops/test.sh` creates the venv and sets YIWANG_TEST_PYTHON)"
+        )
+    })
+}
+
+/// Runs one of the Python helpers in `tests/python/` with the test venv's Python
+/// (`YIWANG_TEST_PYTHON`, which has ckanapi and rdflib from PyPI); returns its stdout
+/// parsed as JSON, failing the test with its stderr when it fails.
+pub fn run_python(script: &str, args: &[&str]) -> Value {
+    let python = required_env("YIWANG_TEST_PYTHON");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("python")
+        .join(script);
+    let out = Command::new(&python)
+        .arg(&path)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {python} {}: {e}", path.display()));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{script} failed: {stderr}\n{stdout}");
+    serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("{script} printed no JSON ({e}): {stdout}\n{stderr}"))
+}
+
 /// Runs the CLI against a node, returning (exit code, stdout, stderr).
 pub fn cli(node: &DemoNode, principal: &str, args: &[&str]) -> (i32, String, String) {
     let c = node.certs();

@@ -6,13 +6,7 @@
 use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
-use yiwang_tests::{DemoNode, free_port};
-
-fn required_env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run the tests with ops/test.sh, or `ops/testdb.sh start DIR && . DIR/env`")
-    })
-}
+use yiwang_tests::{DemoNode, free_port, required_env};
 
 /// Reads a whole dataset as its own department sees it (unmasked), as JSON objects.
 fn read_all(node: &DemoNode, who: &str, dataset: &str) -> Vec<Value> {

@@ -90,21 +90,99 @@ pub(super) fn han_runs(text: &str) -> Vec<String> {
     out
 }
 
-/// If the query is typed in Latin letters only (with spaces), the forms to look up in the
-/// `pinyin` field: the letters joined (`gong ji jin` → `gongjijin`) and each word.
-pub(super) fn latin_query_terms(text: &str) -> Vec<String> {
+/// Longest run of syllables (or initials) joined into one lookup term.
+const MAX_RUN: usize = 8;
+
+/// Most lookup terms one Latin query produces.
+const MAX_LATIN_TERMS: usize = 48;
+
+/// If the query is typed in Latin letters only (with spaces), the terms to look up in
+/// the `pinyin` field, each with its length in syllables or letters (longer runs say
+/// more and weigh more).
+///
+/// The index holds one term per word (`diandong`, `zixingche`, `ddzxc` is not there), and
+/// the clerk's spaces need not fall between words. So the letters are split into pinyin
+/// syllables (`diandongzixingche` → dian dong zi xing che) and every run of two or more
+/// adjacent syllables is a term (`diandong`, `zixingche`, …). Letters that are not
+/// pinyin are taken as initials (`ddzxc`, `gjj`), and every run of three or more letters
+/// is a term (`zxc`, `gjj`, …; two letters only when that is the whole query).
+pub(super) fn latin_query_terms(text: &str) -> Vec<(String, usize)> {
     let text = text.trim();
     if text.is_empty() || !text.chars().all(|c| c.is_ascii_alphabetic() || c == ' ') {
         return Vec::new();
     }
     let lower = text.to_ascii_lowercase();
-    let mut out = vec![lower.split_whitespace().collect::<String>()];
-    for word in lower.split_whitespace() {
-        if !out.iter().any(|t| t == word) {
-            out.push(word.to_string());
+    let letters: String = lower.split_whitespace().collect();
+    let units: Vec<&str> = match lower
+        .split_whitespace()
+        .map(syllabify)
+        .collect::<Option<Vec<Vec<&str>>>>()
+    {
+        Some(words) => words.into_iter().flatten().collect(),
+        None => (0..letters.len()).map(|i| &letters[i..i + 1]).collect(),
+    };
+    // Two initials match a great many words (most words have two characters): runs of
+    // initials start at three letters, unless that is all the clerk typed.
+    let initials = units.iter().all(|u| u.len() == 1) && !syllabified(&lower);
+    let shortest = if initials && units.len() > 2 { 3 } else { 2 };
+    let mut out: Vec<(String, usize)> = Vec::new();
+    let push = |term: String, len: usize, out: &mut Vec<(String, usize)>| {
+        if out.len() < MAX_LATIN_TERMS && !out.iter().any(|(t, _)| *t == term) {
+            out.push((term, len));
+        }
+    };
+    // Longest runs first, so that a capped list keeps the most telling terms.
+    for len in (shortest..=units.len().min(MAX_RUN)).rev() {
+        for start in 0..=units.len() - len {
+            push(units[start..start + len].concat(), len, &mut out);
         }
     }
+    // One syllable or letter alone matches too much; a whole word typed is kept.
+    if units.len() == 1 {
+        push(letters, 1, &mut out);
+    }
     out
+}
+
+fn syllabified(lower: &str) -> bool {
+    lower.split_whitespace().all(|w| syllabify(w).is_some())
+}
+
+/// Every toneless pinyin syllable (about 400), from the readings of the CJK ideographs.
+fn syllables() -> &'static std::collections::HashSet<&'static str> {
+    static SYLLABLES: std::sync::OnceLock<std::collections::HashSet<&'static str>> =
+        std::sync::OnceLock::new();
+    SYLLABLES.get_or_init(|| {
+        ('\u{4E00}'..='\u{9FFF}')
+            .filter_map(|c| c.to_pinyin())
+            .map(|p| p.plain())
+            .filter(|p| p.chars().all(|c| c.is_ascii_lowercase()))
+            .collect()
+    })
+}
+
+/// Splits lowercase letters into pinyin syllables, preferring long syllables (`xian`
+/// over `xi an`) but backtracking when that leaves letters over; `None` if the letters
+/// are not pinyin.
+fn syllabify(word: &str) -> Option<Vec<&str>> {
+    fn go<'a>(rest: &'a str, out: &mut Vec<&'a str>) -> bool {
+        if rest.is_empty() {
+            return true;
+        }
+        for len in (1..=rest.len().min(6)).rev() {
+            let head = &rest[..len];
+            if syllables().contains(head) {
+                out.push(head);
+                if go(&rest[len..], out) {
+                    return true;
+                }
+                out.pop();
+            }
+        }
+        false
+    }
+    let mut out = Vec::new();
+    go(word, &mut out).then_some(out)
 }
 
 #[cfg(test)]
@@ -133,13 +211,48 @@ mod tests {
 
     #[test]
     fn latin_queries() {
-        assert_eq!(
-            latin_query_terms(" Gong Ji Jin "),
-            words(&["gongjijin", "gong", "ji", "jin"])
+        let terms =
+            |q: &str| -> Vec<String> { latin_query_terms(q).into_iter().map(|(t, _)| t).collect() };
+        // Spaces anywhere, or none: the syllables' runs include the indexed words.
+        for q in [
+            "diandongzixingche",
+            " Dian Dong zi xing che ",
+            "diandong zixingche",
+        ] {
+            let t = terms(q);
+            assert!(t.contains(&"diandong".to_string()), "{q}: {t:?}");
+            assert!(t.contains(&"zixingche".to_string()), "{q}: {t:?}");
+            assert_eq!(t[0], "diandongzixingche", "{q}: longest run first");
+        }
+        assert_eq!(terms("gongjijin")[0], "gongjijin");
+        // Not pinyin: initials, every run of two or more letters.
+        let t = terms("ddzxc");
+        assert!(
+            t.contains(&"zxc".to_string()) && !t.contains(&"dd".to_string()),
+            "{t:?}"
         );
-        assert_eq!(latin_query_terms("gjj"), words(&["gjj"]));
-        assert!(latin_query_terms("公积金").is_empty());
-        assert!(latin_query_terms("2024").is_empty());
+        assert_eq!(terms("gjj"), words(&["gjj"]));
+        assert_eq!(terms("sb"), words(&["sb"]));
+        // A single syllable is kept whole.
+        assert_eq!(terms("che"), words(&["che"]));
+        assert!(terms("公积金").is_empty());
+        assert!(terms("2024").is_empty());
+        assert!(latin_query_terms(&"a".repeat(200)).len() <= MAX_LATIN_TERMS);
+    }
+
+    #[test]
+    fn syllables_split_with_backtracking() {
+        assert_eq!(syllabify("xian"), Some(vec!["xian"]));
+        assert_eq!(
+            syllabify("zhufanggongjijin"),
+            Some(vec!["zhu", "fang", "gong", "ji", "jin"])
+        );
+        // The longest first syllable `gang` leaves `an`; fine. `xianguan` needs no
+        // backtracking either; `zhuangan` does: `zhuang` leaves `an`, a syllable.
+        assert_eq!(syllabify("gangan"), Some(vec!["gang", "an"]));
+        // `shengou`: `sheng` leaves `ou` (a syllable); `fangan`: `fang` + `an`.
+        assert_eq!(syllabify("fangan"), Some(vec!["fang", "an"]));
+        assert_eq!(syllabify("gjj"), None);
     }
 
     #[test]

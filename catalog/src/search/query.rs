@@ -42,6 +42,9 @@ const LATIN_PINYIN_BOOST: f32 = 2.0;
 const HOMOPHONE_BOOST: f32 = 0.6;
 const BIGRAM_BOOST: f32 = 0.3;
 
+/// Weight of a single Chinese character of a longer query (see `text_query`).
+const LONE_CHARACTER_BOOST: f32 = 0.2;
+
 /// Chinese runs longer than this are not looked up by pinyin (no title word is that long).
 const MAX_PINYIN_RUN_CHARS: usize = 12;
 
@@ -96,7 +99,17 @@ fn text_query(fields: &Fields, text: &str, extra_synonyms: &[Vec<String>]) -> Bo
 
     let mut should: Vec<(Occur, Box<dyn Query>)> = Vec::new();
     for term in &terms {
-        should.push((Occur::Should, any_field(fields, term)));
+        let clause = any_field(fields, term);
+        // A lone Chinese character in a longer query is mostly what jieba leaves of a
+        // word it does not know (a typo: 残急人 → 残 急 人); matching it in short titles
+        // must not outrank the pinyin and bigram matches of the word meant.
+        let lone_han = term.chars().count() == 1 && !term.is_ascii() && text.chars().count() > 1;
+        if lone_han {
+            let weak = BoostQuery::new(clause, LONE_CHARACTER_BOOST);
+            should.push((Occur::Should, Box::new(weak)));
+        } else {
+            should.push((Occur::Should, clause));
+        }
     }
     for expansion in synonyms::expansions(text, &terms, extra_synonyms) {
         let expansion_terms = tokenizer::tokens(&expansion);
@@ -112,8 +125,11 @@ fn text_query(fields: &Fields, text: &str, extra_synonyms: &[Vec<String>]) -> Bo
         let clause = BoostQuery::new(Box::new(BooleanQuery::new(all)), EXPANSION_BOOST);
         should.push((Occur::Should, Box::new(clause)));
     }
-    for term in fuzzy::latin_query_terms(text) {
-        let clause = BoostQuery::new(scored_term(fields.pinyin, &term), LATIN_PINYIN_BOOST);
+    for (term, units) in fuzzy::latin_query_terms(text) {
+        // A longer run of syllables or initials is far more telling than a short one
+        // (`xzc` is in many words, `xzcf` is 行政处罚).
+        let boost = LATIN_PINYIN_BOOST * (units as f32 / 2.0).max(1.0).powi(2);
+        let clause = BoostQuery::new(scored_term(fields.pinyin, &term), boost);
         should.push((Occur::Should, Box::new(clause)));
     }
     for run in fuzzy::han_runs(text) {

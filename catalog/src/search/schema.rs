@@ -18,7 +18,7 @@ use super::{IndexDoc, fuzzy};
 
 /// Bumped whenever indexing changes in a way the schema does not show (tokenization,
 /// what goes into a field). An index written with another version is rebuilt.
-pub(super) const FORMAT_VERSION: u32 = 2;
+pub(super) const FORMAT_VERSION: u32 = 3;
 
 /// Field names, as used for fast-field (column) access.
 pub(super) const ID: &str = "id";

@@ -76,6 +76,8 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/catalog.ttl", get(dcat::turtle))
         .route("/v1/catalog.jsonld", get(dcat::jsonld))
         .route("/api/3/action/{name}", get(ckan::action).post(ckan::action))
+        // CKAN serves the same actions without the version; ckanapi uses this form.
+        .route("/api/action/{name}", get(ckan::action).post(ckan::action))
         .route("/v1/query", post(query::query))
         .route(
             "/v1/sources/{source}/tables/{table}/columns",

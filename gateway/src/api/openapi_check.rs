@@ -39,6 +39,7 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/v1/catalog.ttl", &["get"]),
     ("/v1/catalog.jsonld", &["get"]),
     ("/api/3/action/{name}", &["get", "post"]),
+    ("/api/action/{name}", &["get", "post"]),
     ("/v1/query", &["post"]),
     ("/v1/sources/{source}/tables/{table}/columns", &["get"]),
     ("/v1/access-requests", &["get", "post"]),

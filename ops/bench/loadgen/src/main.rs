@@ -11,10 +11,13 @@
 //!
 //! `yiwang-bench query` measures cross-department SQL through the gateway against the
 //! same SQL run directly on PostgreSQL or MariaDB (issue 4; see `query.rs`).
+//! `yiwang-bench policy` and `yiwang-bench search` measure the decision engine and the
+//! search index in process against casbin and SQLite FTS5 (`policy.rs`, `search.rs`).
 
 mod policy;
 mod query;
 mod report;
+mod search;
 mod workload;
 
 use std::collections::BTreeMap;
@@ -49,6 +52,8 @@ enum Cmd {
     Query(Box<query::QueryArgs>),
     /// Access-decision latency: yiwang's engine vs casbin's uncached enforce
     Policy(policy::PolicyArgs),
+    /// Search indexing and query latency: yiwang's index vs SQLite FTS5 (trigram)
+    Search(search::SearchArgs),
     /// Print the side-by-side markdown table of a JSONL results file
     Report {
         /// JSONL written by `run --jsonl`
@@ -492,6 +497,7 @@ async fn main() -> Result<()> {
         }
         Cmd::Query(args) => query::run(*args).await?,
         Cmd::Policy(args) => policy::run(args).await?,
+        Cmd::Search(args) => tokio::task::block_in_place(|| search::run(args))?,
         Cmd::Report { jsonl } => {
             let text = std::fs::read_to_string(&jsonl)
                 .with_context(|| format!("cannot read {}", jsonl.display()))?;
