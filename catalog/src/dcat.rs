@@ -14,8 +14,9 @@
 //! - each department of the page as a `foaf:Agent` with `foaf:name`.
 //!
 //! DCAT-AP makes `dct:description` mandatory; a dataset registered without a summary is
-//! described by its title. Every referenced concept (frequency, access right, media
-//! type) is typed in the graph, so that a SHACL validator sees its class.
+//! described by its title. Every referenced resource (frequency, access right, media
+//! type, landing page, access URL, homepage) is typed in the graph, so that a SHACL
+//! validator sees its class without inference.
 //!
 //! The graph is built as triples once and written out as Turtle or as JSON-LD.
 
@@ -26,11 +27,12 @@ use serde_json::{Value, json};
 
 use crate::model::{Dataset, Department, ShareType, UpdateCycle};
 
-const PREFIXES: [(&str, &str); 8] = [
+const PREFIXES: [(&str, &str); 9] = [
     ("dcat", "http://www.w3.org/ns/dcat#"),
     ("dct", "http://purl.org/dc/terms/"),
     ("foaf", "http://xmlns.com/foaf/0.1/"),
     ("rdf", "http://www.w3.org/1999/02/22-rdf-syntax-ns#"),
+    ("rdfs", "http://www.w3.org/2000/01/rdf-schema#"),
     ("skos", "http://www.w3.org/2004/02/skos/core#"),
     ("xsd", "http://www.w3.org/2001/XMLSchema#"),
     ("hydra", "http://www.w3.org/ns/hydra/core#"),
@@ -136,11 +138,9 @@ pub fn graph(
         ),
     );
     g.add(&catalog, "dct:publisher", Object::Iri(operator.clone()));
-    g.add(
-        &catalog,
-        "foaf:homepage",
-        Object::Iri(format!("{base}/v1/datasets")),
-    );
+    let homepage = format!("{base}/v1/datasets");
+    g.add(&catalog, "foaf:homepage", Object::Iri(homepage.clone()));
+    g.typed(&homepage, "foaf:Document");
     g.typed(&operator, "foaf:Agent");
     g.add(
         &operator,
@@ -233,11 +233,9 @@ pub fn graph(
             "dct:description",
             Object::Text("HTTPS 接口，需客户端证书；按共享类型和授权返回字段与行。".into()),
         );
-        g.add(
-            &dist,
-            "dcat:accessURL",
-            Object::Iri(format!("{landing}/records")),
-        );
+        let access = format!("{landing}/records");
+        g.add(&dist, "dcat:accessURL", Object::Iri(access.clone()));
+        g.typed(&access, "rdfs:Resource");
         let media = "http://www.iana.org/assignments/media-types/application/json".to_string();
         g.add(&dist, "dcat:mediaType", Object::Iri(media.clone()));
         g.typed(&media, "dct:MediaType");

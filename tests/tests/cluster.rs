@@ -355,6 +355,36 @@ fn membership_changes_and_any_node_serves() {
         r.body
     );
 
+    // Every node's search index follows its applied catalog: the other follower finds
+    // the new dataset within a second. Synonyms an admin sets through one node apply to
+    // the next search on another.
+    let searcher = c.api(followers[1], "gaj-system");
+    let found = |q: &str| {
+        searcher.get(&format!("/v1/search?q={q}")).json()["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["id"] == format!("{DEPT}-72001"))
+    };
+    let started = Instant::now();
+    while !found("follower") && started.elapsed() < Duration::from_secs(1) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        found("follower"),
+        "not searchable on another node within 1 s"
+    );
+    assert!(!found("sidekick"));
+    let r = c.api(followers[0], "admin").put(
+        "/v1/search/synonyms",
+        &json!({"groups": [["sidekick", "follower"]]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        found("sidekick"),
+        "synonyms set on one node apply on another"
+    );
+
     // Remove a follower; the cluster keeps serving with 3.
     let gone = followers[2];
     let admin = c.api(leader, "admin");
