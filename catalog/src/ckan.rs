@@ -12,7 +12,8 @@
 //!
 //! Supported `fq` fields: `organization`/`owner_org`, `groups`/`theme`, `share_type`,
 //! `update_cycle` (`field:value` or `field:"value"`, joined by spaces or `AND`; a leading
-//! `+` is accepted). Facet fields: `organization`, `groups` (or `theme`), `share_type`;
+//! `+` is accepted; `dataset_type:dataset` and `state:active` are accepted and change
+//! nothing). Facet fields: `organization`, `groups` (or `theme`), `share_type`;
 //! CKAN's default facets that yiwang does not count (`tags`, `res_format`,
 //! `license_id`) come back empty.
 
@@ -46,6 +47,9 @@ pub fn parse_fq(fq: &str) -> Result<FilterQuery, String> {
             return Err(format!("fq clause '{clause}' has no value"));
         }
         match field.trim() {
+            // What CKAN harvesters send to mean "all live datasets": always true here.
+            "dataset_type" if value == "dataset" => {}
+            "state" if value == "active" => {}
             "organization" | "owner_org" => out.dept = Some(value),
             "groups" | "theme" => out.theme = Some(value),
             "share_type" => {
@@ -310,6 +314,11 @@ mod tests {
         assert_eq!(f.theme.as_deref(), Some("安全 生产"));
         assert_eq!(f.share_type, Some(ShareType::Conditional));
         assert_eq!(parse_fq("").unwrap(), FilterQuery::default());
+        assert_eq!(
+            parse_fq("+dataset_type:dataset +state:active").unwrap(),
+            FilterQuery::default()
+        );
+        assert!(parse_fq("state:deleted").unwrap_err().contains("state"));
     }
 
     #[test]

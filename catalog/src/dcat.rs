@@ -20,7 +20,7 @@
 //!
 //! The graph is built as triples once and written out as Turtle or as JSON-LD.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 
 use serde_json::{Value, json};
@@ -43,7 +43,7 @@ const PREFIXES: [(&str, &str); 9] = [
 pub const CATALOG_PUBLISHER: &str = "一网数据共享交换平台";
 
 /// An RDF term in object position.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Object {
     Iri(String),
     /// A literal with a language tag.
@@ -59,17 +59,24 @@ enum Object {
 pub struct Graph {
     subjects: Vec<String>,
     nodes: BTreeMap<String, Vec<(&'static str, Object)>>,
+    /// Every triple, to add each once (the same department or frequency is referenced
+    /// by many datasets of a page).
+    seen: HashSet<(String, &'static str, Object)>,
 }
 
 impl Graph {
     fn add(&mut self, subject: &str, predicate: &'static str, object: Object) {
+        if !self
+            .seen
+            .insert((subject.to_string(), predicate, object.clone()))
+        {
+            return;
+        }
         let entry = self.nodes.entry(subject.to_string()).or_insert_with(|| {
             self.subjects.push(subject.to_string());
             Vec::new()
         });
-        if !entry.iter().any(|(p, o)| *p == predicate && *o == object) {
-            entry.push((predicate, object));
-        }
+        entry.push((predicate, object));
     }
 
     fn typed(&mut self, subject: &str, class: &'static str) {
@@ -78,7 +85,7 @@ impl Graph {
 
     /// Number of triples.
     pub fn len(&self) -> usize {
-        self.nodes.values().map(Vec::len).sum()
+        self.seen.len()
     }
 
     pub fn is_empty(&self) -> bool {

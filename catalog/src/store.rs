@@ -174,13 +174,16 @@ impl StateMachineApp for CatalogStore {
                 s.anchors.insert(n, v);
             }
         })?;
+        let mut synonyms: Option<serde_json::Value> = None;
         load_table(txn, SETTINGS, |k: String, v: serde_json::Value| {
-            if k == SYNONYMS_KEY
-                && let Ok(groups) = serde_json::from_value(v)
-            {
-                s.synonyms = groups;
+            if k == SYNONYMS_KEY {
+                synonyms = Some(v);
             }
         })?;
+        if let Some(v) = synonyms {
+            s.synonyms = serde_json::from_value(v)
+                .map_err(|e| anyhow::anyhow!("stored search synonyms are unreadable: {e}"))?;
+        }
         *self.write_state() = s;
         self.reset_due = true;
         Ok(())

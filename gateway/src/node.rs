@@ -186,10 +186,6 @@ impl Node {
         Ok(node)
     }
 
-    /// Proposes a command through Raft (forwarded to the leader when this node is a
-    /// follower) and returns its outcome once this node has applied it and its policy
-    /// view reflects it, so a grant approved by one request is honoured by the next, on
-    /// whichever node.
     /// Rebuilds this node's search index from its catalog state, online: searches are
     /// answered from the old index until the new one is committed.
     pub async fn rebuild_search(&self) -> Result<RebuildReport, ApiError> {
@@ -202,6 +198,10 @@ impl Node {
             .map_err(|e| ApiError::internal(format!("search index rebuild failed: {e}")))
     }
 
+    /// Proposes a command through Raft (forwarded to the leader when this node is a
+    /// follower) and returns its outcome once this node has applied it and its policy
+    /// view reflects it, so a grant approved by one request is honoured by the next, on
+    /// whichever node.
     pub async fn propose(&self, cmd: Command) -> Result<Outcome, ApiError> {
         let command = serde_json::to_value(&cmd)
             .map_err(|e| ApiError::internal(format!("cannot encode command: {e}")))?;
@@ -506,10 +506,13 @@ async fn run_search(
         let event = tokio::select! {
             e = events.recv() => e,
             Some(reply) = rebuilds.recv() => {
+                // Requests queued meanwhile are answered by the same rebuild.
+                let mut replies = vec![reply];
+                while let Ok(more) = rebuilds.try_recv() {
+                    replies.push(more);
+                }
                 // The whole state replaces the index, covering anything staged; the
                 // marker is the last index seen, which the state has reached.
-                staged.clear();
-                deadline = None;
                 let s2 = search.clone();
                 let st = state.clone();
                 let started = std::time::Instant::now();
@@ -524,13 +527,20 @@ async fn run_search(
                     Ok(Err(e)) => Err(format!("{e:#}")),
                     Err(e) => Err(format!("search index rebuild panicked: {e}")),
                 };
-                if let Err(e) = &report {
-                    tracing::error!("search index rebuild failed: {e}");
+                match &report {
+                    Ok(_) => {
+                        staged.clear();
+                        deadline = None;
+                        search_tx.send_replace(seen);
+                        last_commit = tokio::time::Instant::now();
+                    }
+                    // Nothing changed: the staged changes are still to be committed.
+                    Err(e) => tracing::error!("search index rebuild failed: {e}"),
                 }
-                let _ = reply.send(report);
-                search_tx.send_replace(seen);
+                for reply in replies {
+                    let _ = reply.send(report.clone());
+                }
                 metrics.search_docs.set(search.num_docs() as i64);
-                last_commit = tokio::time::Instant::now();
                 continue;
             }
             _ = commit_due => {

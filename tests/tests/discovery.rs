@@ -223,6 +223,13 @@ fn ckan_clients_work_unchanged() {
         &json!(["not", "an", "object"]),
     );
     assert_eq!(r.status, 409, "{}", r.body);
+    let r = api.get("/api/3/action/package_search?fq=res_format:CSV");
+    assert_eq!(
+        r.status, 400,
+        "as CKAN answers a Search Query Error: {}",
+        r.body
+    );
+    assert_eq!(r.json()["error"]["__type"], "Search Query Error");
     let r = api.get("/api/3/action/status_show");
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["success"], true);

@@ -113,17 +113,17 @@ pub(super) fn latin_query_terms(text: &str) -> Vec<(String, usize)> {
     }
     let lower = text.to_ascii_lowercase();
     let letters: String = lower.split_whitespace().collect();
-    let units: Vec<&str> = match lower
+    let syllables = lower
         .split_whitespace()
         .map(syllabify)
-        .collect::<Option<Vec<Vec<&str>>>>()
-    {
+        .collect::<Option<Vec<Vec<&str>>>>();
+    let initials = syllables.is_none();
+    let units: Vec<&str> = match syllables {
         Some(words) => words.into_iter().flatten().collect(),
         None => (0..letters.len()).map(|i| &letters[i..i + 1]).collect(),
     };
     // Two initials match a great many words (most words have two characters): runs of
     // initials start at three letters, unless that is all the clerk typed.
-    let initials = units.iter().all(|u| u.len() == 1) && !syllabified(&lower);
     let shortest = if initials && units.len() > 2 { 3 } else { 2 };
     let mut out: Vec<(String, usize)> = Vec::new();
     let push = |term: String, len: usize, out: &mut Vec<(String, usize)>| {
@@ -144,10 +144,6 @@ pub(super) fn latin_query_terms(text: &str) -> Vec<(String, usize)> {
     out
 }
 
-fn syllabified(lower: &str) -> bool {
-    lower.split_whitespace().all(|w| syllabify(w).is_some())
-}
-
 /// Every toneless pinyin syllable (about 400), from the readings of the CJK ideographs.
 fn syllables() -> &'static std::collections::HashSet<&'static str> {
     static SYLLABLES: std::sync::OnceLock<std::collections::HashSet<&'static str>> =
@@ -161,28 +157,58 @@ fn syllables() -> &'static std::collections::HashSet<&'static str> {
     })
 }
 
+/// Longest word (in letters) split into syllables; longer words are not pinyin anyone
+/// types.
+const MAX_SYLLABIFY_LETTERS: usize = 64;
+
 /// Splits lowercase letters into pinyin syllables, preferring long syllables (`xian`
 /// over `xi an`) but backtracking when that leaves letters over; `None` if the letters
-/// are not pinyin.
+/// are not pinyin. Positions from which no split exists are remembered, so the work is
+/// linear in the length (a crafted `xianxian…q` cannot make it exponential).
 fn syllabify(word: &str) -> Option<Vec<&str>> {
-    fn go<'a>(rest: &'a str, out: &mut Vec<&'a str>) -> bool {
-        if rest.is_empty() {
+    split_syllables(word).0
+}
+
+/// [`syllabify`], and how many positions it tried (for the test of its bound).
+fn split_syllables(word: &str) -> (Option<Vec<&str>>, usize) {
+    struct Split<'a> {
+        word: &'a str,
+        dead: Vec<bool>,
+        out: Vec<&'a str>,
+        steps: usize,
+    }
+    fn go(s: &mut Split<'_>, at: usize) -> bool {
+        s.steps += 1;
+        if at == s.word.len() {
             return true;
         }
-        for len in (1..=rest.len().min(6)).rev() {
-            let head = &rest[..len];
+        if s.dead[at] {
+            return false;
+        }
+        for len in (1..=(s.word.len() - at).min(6)).rev() {
+            let head = &s.word[at..at + len];
             if syllables().contains(head) {
-                out.push(head);
-                if go(&rest[len..], out) {
+                s.out.push(head);
+                if go(s, at + len) {
                     return true;
                 }
-                out.pop();
+                s.out.pop();
             }
         }
+        s.dead[at] = true;
         false
     }
-    let mut out = Vec::new();
-    go(word, &mut out).then_some(out)
+    if word.len() > MAX_SYLLABIFY_LETTERS || !word.is_ascii() {
+        return (None, 0);
+    }
+    let mut s = Split {
+        word,
+        dead: vec![false; word.len()],
+        out: Vec::new(),
+        steps: 0,
+    };
+    let found = go(&mut s, 0);
+    (found.then_some(s.out), s.steps)
 }
 
 #[cfg(test)]
@@ -256,10 +282,21 @@ mod tests {
     }
 
     #[test]
-    fn runs() {
-        assert_eq!(
-            han_runs("住房公积斤 明细 a 金"),
-            words(&["住房公积斤", "明细"])
+    fn crafted_input_is_split_in_linear_time() {
+        // Many ways to split `xian`, and no split at all because of the final `q`:
+        // without remembering dead ends this explores 2^15 and more splits.
+        let word = format!("{}q", "xian".repeat(15));
+        let (split, steps) = split_syllables(&word);
+        assert_eq!(split, None);
+        // Each position is entered at most once per syllable length that reaches it.
+        assert!(
+            steps <= 6 * word.len() + 1,
+            "{steps} steps for {} letters",
+            word.len()
         );
+        assert!(!latin_query_terms(&word).is_empty(), "taken as initials");
+        assert_eq!(syllabify(&"xian".repeat(16)).map(|s| s.len()), Some(16));
+        // Longer words are not split at all.
+        assert_eq!(split_syllables(&"xian".repeat(17)).1, 0);
     }
 }

@@ -75,11 +75,14 @@ pub(super) fn expansions(
     query_terms: &[String],
     extra: &[Vec<String>],
 ) -> Vec<String> {
+    // Query terms are lowercased by the analyzer; compare Latin members the same way.
+    let text = query_text.to_lowercase();
     let mentions = |member: &str| {
+        let member = member.to_lowercase();
         if member.chars().count() > 1 {
-            query_text.contains(member)
+            text.contains(&member)
         } else {
-            query_terms.iter().any(|t| t == member)
+            query_terms.contains(&member)
         }
     };
     let builtin = GROUPS
@@ -143,6 +146,12 @@ mod tests {
             vec!["一码通"]
         );
         assert!(expansions("健康码", &terms(&["健康码"]), &[]).is_empty());
+        // Latin members match whatever the case.
+        let extra = vec![terms(&["ETC", "电子不停车收费"])];
+        assert_eq!(
+            expansions("etc 办理", &terms(&["etc", "办理"]), &extra),
+            vec!["电子不停车收费"]
+        );
     }
 
     #[test]

@@ -7,8 +7,8 @@
 //! or form body (POST), and every answer is the envelope
 //! `{"help": …, "success": true, "result": …}` or
 //! `{"help": …, "success": false, "error": {"__type": …, "message": …}}` with CKAN's
-//! status codes: 404 `Not Found Error`, 409 `Validation Error` and `Search Query Error`,
-//! 403 `Authorization Error`, 400 for an unknown action. Requests still need a client
+//! status codes: 404 `Not Found Error`, 409 `Validation Error`, 400 `Search Query
+//! Error`, 403 `Authorization Error`, 400 for an unknown action. Requests still need a client
 //! certificate, like the rest of the API.
 
 use std::collections::BTreeMap;
@@ -55,7 +55,7 @@ impl CkanError {
 
     fn search_query(message: impl Into<String>) -> CkanError {
         CkanError {
-            status: StatusCode::CONFLICT,
+            status: StatusCode::BAD_REQUEST,
             kind: "Search Query Error",
             message: message.into(),
             field: None,

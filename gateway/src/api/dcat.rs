@@ -3,6 +3,7 @@
 //! graph (see `yiwang_catalog::dcat`); the `Link` header and the graph's Hydra view
 //! name the first, previous, next and last pages. Active datasets only, by id.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -10,7 +11,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use yiwang_catalog::dcat;
-use yiwang_catalog::model::{Dataset, DatasetStatus};
+use yiwang_catalog::model::{Dataset, DatasetStatus, Department};
 
 use super::{ApiError, Caller, Query};
 use crate::node::Node;
@@ -52,7 +53,7 @@ pub async fn turtle(
     _caller: Caller,
     Query(p): Query<PageParams>,
 ) -> Result<Response, ApiError> {
-    export(&node, p, Syntax::Turtle)
+    export(&node, p, Syntax::Turtle).await
 }
 
 pub async fn jsonld(
@@ -60,10 +61,10 @@ pub async fn jsonld(
     _caller: Caller,
     Query(p): Query<PageParams>,
 ) -> Result<Response, ApiError> {
-    export(&node, p, Syntax::JsonLd)
+    export(&node, p, Syntax::JsonLd).await
 }
 
-fn export(node: &Node, p: PageParams, syntax: Syntax) -> Result<Response, ApiError> {
+async fn export(node: &Node, p: PageParams, syntax: Syntax) -> Result<Response, ApiError> {
     let per_page = p.per_page.unwrap_or(DEFAULT_PER_PAGE);
     if per_page == 0 || per_page > MAX_PER_PAGE {
         return Err(ApiError::bad_request(
@@ -79,35 +80,51 @@ fn export(node: &Node, p: PageParams, syntax: Syntax) -> Result<Response, ApiErr
         ));
     }
     let base = format!("https://{}", node.config.advertise_addr());
-    let s = node.state.read();
-    let active = || {
-        s.datasets
-            .values()
-            .filter(|d| d.status == DatasetStatus::Active)
+    // Copy the page out of the catalog and let go of it: building and writing the graph
+    // takes a while for large pages, and must not hold up the state machine.
+    let (page, datasets, departments) = {
+        let s = node.state.read();
+        let active = || {
+            s.datasets
+                .values()
+                .filter(|d| d.status == DatasetStatus::Active)
+        };
+        let total = active().count();
+        let page = dcat::Page {
+            number,
+            per_page,
+            total,
+        };
+        if number > page.last() {
+            return Err(ApiError::not_found(format!(
+                "page {number} is past the last page, {}",
+                page.last()
+            )));
+        }
+        let datasets: Vec<Dataset> = active()
+            .skip((number - 1) * per_page)
+            .take(per_page)
+            .cloned()
+            .collect();
+        let departments: BTreeMap<String, Department> = datasets
+            .iter()
+            .filter_map(|d| s.departments.get_key_value(&d.dept))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        (page, datasets, departments)
     };
-    let total = active().count();
-    let page = dcat::Page {
-        number,
-        per_page,
-        total,
-    };
-    if number > page.last() {
-        return Err(ApiError::not_found(format!(
-            "page {number} is past the last page, {}",
-            page.last()
-        )));
-    }
-    let datasets: Vec<&Dataset> = active()
-        .skip((number - 1) * per_page)
-        .take(per_page)
-        .collect();
-    let graph = dcat::graph(&base, syntax.ext(), page, &datasets, &s.departments);
-    drop(datasets);
-    let body = match syntax {
-        Syntax::Turtle => dcat::to_turtle(&graph),
-        Syntax::JsonLd => dcat::to_jsonld(&graph).to_string(),
-    };
-    drop(s);
+    let total = page.total;
+    let base2 = base.clone();
+    let body = tokio::task::spawn_blocking(move || {
+        let refs: Vec<&Dataset> = datasets.iter().collect();
+        let graph = dcat::graph(&base2, syntax.ext(), page, &refs, &departments);
+        match syntax {
+            Syntax::Turtle => dcat::to_turtle(&graph),
+            Syntax::JsonLd => dcat::to_jsonld(&graph).to_string(),
+        }
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("DCAT export failed: {e}")))?;
 
     let url = |n: usize| {
         format!(
