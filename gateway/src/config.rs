@@ -124,6 +124,16 @@ pub struct Limits {
     pub max_rows: usize,
     /// Datasets per Raft entry in bulk imports.
     pub bulk_batch: usize,
+    /// Requests a second one principal may make to this node (token bucket refill);
+    /// 0 = no limit. Over the limit: 429 `rate_limited` with `Retry-After`.
+    pub principal_rps: f64,
+    /// Requests a principal may make at once before `principal_rps` applies.
+    pub principal_burst: u32,
+    /// Requests a second all principals of one department together may make to this
+    /// node; 0 = no limit.
+    pub dept_rps: f64,
+    /// Burst of the department limit.
+    pub dept_burst: u32,
 }
 
 impl Default for Limits {
@@ -134,6 +144,10 @@ impl Default for Limits {
             default_rows: 100,
             max_rows: 10_000,
             bulk_batch: 100,
+            principal_rps: 0.0,
+            principal_burst: 100,
+            dept_rps: 0.0,
+            dept_burst: 500,
         }
     }
 }
@@ -292,6 +306,24 @@ impl NodeConfig {
             bail!("audit.segment_kb must be positive");
         }
         self.audit_retention()?;
+        for (key, rps) in [
+            ("principal_rps", self.limits.principal_rps),
+            ("dept_rps", self.limits.dept_rps),
+        ] {
+            if !rps.is_finite() || rps < 0.0 {
+                bail!(
+                    "limits.{key} must be a non-negative number of requests a second (0 = no limit), not {rps}"
+                );
+            }
+        }
+        for (key, burst) in [
+            ("principal_burst", self.limits.principal_burst),
+            ("dept_burst", self.limits.dept_burst),
+        ] {
+            if burst == 0 {
+                bail!("limits.{key} must be at least 1");
+            }
+        }
         if self.limits.bulk_batch == 0 {
             bail!("limits: bulk_batch must be positive");
         }

@@ -48,6 +48,7 @@ pub struct Metrics {
     pub search_docs: Gauge,
     pub tls_handshake_failures: Counter,
     pub source_rows: Family<SourceLabels, Counter>,
+    pub rate_limited: Counter,
 }
 
 impl Default for Metrics {
@@ -138,6 +139,12 @@ impl Metrics {
             "TLS handshakes that failed (e.g. no client certificate)",
             tls_handshake_failures.clone(),
         );
+        let rate_limited = Counter::default();
+        r.register(
+            "rate_limited",
+            "Requests refused with 429 for exceeding a principal's or department's rate",
+            rate_limited.clone(),
+        );
         r.register(
             "source_rows_read",
             "Rows sources sent to cross-department queries, after pushdown",
@@ -160,6 +167,7 @@ impl Metrics {
             search_docs,
             tls_handshake_failures,
             source_rows,
+            rate_limited,
         }
     }
 

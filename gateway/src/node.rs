@@ -44,6 +44,8 @@ pub struct Node {
     pub policy_applied: watch::Receiver<u64>,
     /// Last log index the search index reflects (commits are batched).
     pub search_applied: watch::Receiver<u64>,
+    /// Request-rate limits per principal and department (`[limits]`).
+    pub rate_limits: crate::api::ratelimit::RateLimits,
     /// Asks the search indexer to rebuild the index from the catalog state.
     search_rebuild: tokio::sync::mpsc::UnboundedSender<RebuildRequest>,
     /// Last log index applied to the catalog state.
@@ -165,6 +167,7 @@ impl Node {
         ));
 
         let seeding = config.demo_seed.is_some() || config.start_not_ready;
+        let config_limits = config.limits.clone();
         let node = Arc::new(Node {
             config,
             raft,
@@ -180,6 +183,7 @@ impl Node {
             policy_applied,
             search_applied,
             search_rebuild,
+            rate_limits: crate::api::ratelimit::RateLimits::new(&config_limits),
             applied,
         });
         tokio::spawn(publish_anchors(node.clone()));

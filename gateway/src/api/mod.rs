@@ -17,6 +17,7 @@ mod error;
 mod openapi_check;
 mod query;
 mod raft;
+pub mod ratelimit;
 mod records;
 mod search;
 mod sources;
@@ -123,6 +124,11 @@ pub fn router(node: Arc<Node>) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             node.clone(),
             context::consistency,
+        ))
+        // Outside the read barrier: a refused request costs nothing more.
+        .layer(axum::middleware::from_fn_with_state(
+            node.clone(),
+            ratelimit::limit,
         ));
     Router::new()
         .merge(client)

@@ -1,0 +1,90 @@
+//! Request-rate limits per principal and per department: 429 with `Retry-After` and a
+//! message naming the limit, other principals and departments unaffected, and a bad
+//! limit refused at start with a message naming the key.
+
+use yiwang_tests::{DemoNode, binary};
+
+#[test]
+fn principals_over_their_rate_get_429_with_retry_after() {
+    let node = DemoNode::start().serve_again("rate-limited.toml", |cfg| {
+        let limits = cfg
+            .as_table_mut()
+            .unwrap()
+            .entry("limits")
+            .or_insert(toml::Value::Table(Default::default()));
+        limits["principal_rps"] = toml::Value::Float(0.2);
+        limits["principal_burst"] = toml::Value::Integer(3);
+        limits["dept_rps"] = toml::Value::Float(0.2);
+        limits["dept_burst"] = toml::Value::Integer(5);
+    });
+    let system = node.client("gaj-system");
+    for i in 0..3 {
+        let r = system.get("/v1/whoami");
+        assert_eq!(r.status, 200, "request {i} is within the burst: {}", r.body);
+    }
+    let r = system.get("/v1/whoami");
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert_eq!(r.code(), "rate_limited");
+    assert!(r.message().contains("dept/320600-GAJ/system"), "{}", r.body);
+    assert!(r.message().contains("0.2 a second"), "{}", r.body);
+    // At 0.2 a second the next token is up to 5 s away.
+    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=5).contains(&retry), "Retry-After {retry}");
+    assert!(r.header("x-request-id").is_some());
+
+    // Another principal of the department has its own bucket, until the department's
+    // is empty (5 requests: 3 by the system, 2 by the steward).
+    let steward = node.client("gaj-steward");
+    for _ in 0..2 {
+        assert_eq!(steward.get("/v1/whoami").status, 200);
+    }
+    let r = steward.get("/v1/whoami");
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert!(r.message().contains("department 320600-GAJ"), "{}", r.body);
+    // Other departments are not affected.
+    assert_eq!(node.client("yjj-system").get("/v1/whoami").status, 200);
+
+    // Counted on /metrics.
+    let metrics = {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", node.admin_port)).unwrap();
+        write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut buf = String::new();
+        s.read_to_string(&mut buf).unwrap();
+        buf
+    };
+    assert!(
+        metrics.contains("yiwang_rate_limited_total 2"),
+        "{}",
+        metrics
+            .lines()
+            .filter(|l| l.contains("rate_limited"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+#[test]
+fn a_bad_limit_is_refused_at_start_naming_the_key() {
+    let mut demo = DemoNode::start();
+    let (path, _, _) = demo.changed_config("bad-limits.toml", |cfg| {
+        let limits = cfg
+            .as_table_mut()
+            .unwrap()
+            .entry("limits")
+            .or_insert(toml::Value::Table(Default::default()));
+        limits["principal_rps"] = toml::Value::Float(-1.0);
+    });
+    let out = std::process::Command::new(binary())
+        .args(["serve", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("limits.principal_rps"), "{stderr}");
+}
