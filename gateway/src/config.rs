@@ -134,6 +134,10 @@ pub struct Limits {
     pub dept_rps: f64,
     /// Burst of the department limit.
     pub dept_burst: u32,
+    /// On a stop (SIGTERM), how long requests in flight may take to finish (seconds).
+    pub shutdown_grace_s: u64,
+    /// How long a client may take to send a request's headers (seconds).
+    pub header_read_timeout_s: u64,
 }
 
 impl Default for Limits {
@@ -148,6 +152,8 @@ impl Default for Limits {
             principal_burst: 100,
             dept_rps: 0.0,
             dept_burst: 500,
+            shutdown_grace_s: 30,
+            header_read_timeout_s: 30,
         }
     }
 }
@@ -315,6 +321,9 @@ impl NodeConfig {
                     "limits.{key} must be a non-negative number of requests a second (0 = no limit), not {rps}"
                 );
             }
+        }
+        if self.limits.header_read_timeout_s == 0 {
+            bail!("limits.header_read_timeout_s must be at least 1");
         }
         for (key, burst) in [
             ("principal_burst", self.limits.principal_burst),

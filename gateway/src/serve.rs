@@ -48,7 +48,12 @@ where
     }
     eprintln!("yiwang: stopping");
     let _ = stop_tx.send(true);
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), server).await;
+    // Requests in flight finish (each connection gets `limits.shutdown_grace_s`) before
+    // the node stops writing its audit trail and leaves the cluster.
+    let grace = std::time::Duration::from_secs(node.config.limits.shutdown_grace_s + 2);
+    if tokio::time::timeout(grace, server).await.is_err() {
+        tracing::warn!("listeners did not stop within the grace period");
+    }
     // The last records, anchored: a tail removed while the node is stopped is found.
     match tokio::time::timeout(std::time::Duration::from_secs(3), node.anchor_audit_head()).await {
         Ok(Ok(_)) => {}

@@ -60,7 +60,12 @@ async fn serve_api(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let router = api::router(node.clone());
+    let grace = Duration::from_secs(node.config.limits.shutdown_grace_s);
+    let header_timeout = Duration::from_secs(node.config.limits.header_read_timeout_s);
+    // Every connection's task, so that a stop waits for requests in flight.
+    let mut connections = tokio::task::JoinSet::new();
     loop {
+        while connections.try_join_next().is_some() {}
         let (tcp, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(x) => x,
@@ -77,7 +82,7 @@ async fn serve_api(
         let router = router.clone();
         let node = node.clone();
         let mut conn_shutdown = shutdown.clone();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
@@ -110,7 +115,7 @@ async fn serve_api(
             builder
                 .http1()
                 .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(30));
+                .header_read_timeout(header_timeout);
             let conn = builder.serve_connection(TokioIo::new(tls), service);
             tokio::pin!(conn);
             tokio::select! {
@@ -120,12 +125,25 @@ async fn serve_api(
                     }
                 }
                 _ = conn_shutdown.changed() => {
+                    // No new requests on this connection; those in flight finish, for
+                    // up to the grace period.
                     conn.as_mut().graceful_shutdown();
-                    let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
+                    if tokio::time::timeout(grace, conn).await.is_err() {
+                        tracing::warn!(
+                            "connection from {peer} still busy after {} s of grace; closing it",
+                            grace.as_secs()
+                        );
+                    }
                 }
             }
         });
     }
+    // The listener is closed (no new connections); wait for the open ones to finish.
+    let open = connections.len();
+    if open > 0 {
+        tracing::info!("waiting for {open} open connection(s) to finish");
+    }
+    while connections.join_next().await.is_some() {}
 }
 
 async fn serve_admin(listener: TcpListener, node: Arc<Node>, mut shutdown: watch::Receiver<bool>) {

@@ -1,6 +1,7 @@
-//! Request-rate limits per principal and per department: 429 with `Retry-After` and a
-//! message naming the limit, other principals and departments unaffected, and a bad
-//! limit refused at start with a message naming the key.
+//! Limits and stopping: request-rate limits per principal and per department (429 with
+//! `Retry-After` and a message naming the limit, other principals and departments
+//! unaffected, a bad limit refused at start naming the key), and a stop that lets
+//! requests in flight finish.
 
 use yiwang_tests::{DemoNode, binary};
 
@@ -87,4 +88,45 @@ fn a_bad_limit_is_refused_at_start_naming_the_key() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("limits.principal_rps"), "{stderr}");
+}
+
+/// A stop (SIGTERM) closes the listener but lets a request in flight finish and answer,
+/// within `limits.shutdown_grace_s`.
+#[test]
+fn a_stop_lets_requests_in_flight_finish() {
+    let mut node = DemoNode::start();
+    let t = r#""320600-YJJ"."320600-YJJ-00001""#;
+    // 2.56 million joined rows, each matching a regular expression against a long
+    // string: seconds of work (3–8 s here), far less than the 30 s of grace.
+    let slow = format!(
+        "SELECT count(*) AS n FROM {t} a, {t} b, {t} c, {t} d \
+         WHERE regexp_like(repeat(a.uscc || b.uscc || c.uscc || d.uscc, 70), '(甲|乙)+[0-9]+x$')"
+    );
+    let client = node.client("dsj-system");
+    let in_flight = std::thread::spawn(move || {
+        let r = client.post(
+            "/v1/query",
+            &serde_json::json!({"sql": slow, "purpose": "核查责令关停企业夜间生产"}),
+        );
+        (r, std::time::Instant::now())
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let stop_began = std::time::Instant::now();
+    node.stop();
+    let (r, answered) = in_flight.join().unwrap();
+    assert!(
+        answered > stop_began,
+        "the query was still running when the stop began"
+    );
+    assert_eq!(
+        r.status, 200,
+        "the query in flight was answered: {}",
+        r.body
+    );
+    assert_eq!(r.json()["rows"][0]["n"], 0, "{}", r.body);
+    assert!(
+        node.log().contains("waiting for 1 open connection"),
+        "{}",
+        node.log()
+    );
 }
