@@ -134,6 +134,12 @@ pub struct Limits {
     pub dept_rps: f64,
     /// Burst of the department limit.
     pub dept_burst: u32,
+    /// Requests one principal may have in flight on this node at once (until the whole
+    /// response is sent); 0 = no limit. Over it: 429 `concurrency_limited`.
+    pub principal_concurrency: u32,
+    /// Requests all principals of one department may have in flight at once; 0 = no
+    /// limit.
+    pub dept_concurrency: u32,
     /// On a stop (SIGTERM), how long requests in flight may take to finish (seconds).
     pub shutdown_grace_s: u64,
     /// How long a client may take to send a request's headers (seconds).
@@ -152,6 +158,8 @@ impl Default for Limits {
             principal_burst: 100,
             dept_rps: 0.0,
             dept_burst: 500,
+            principal_concurrency: 0,
+            dept_concurrency: 0,
             shutdown_grace_s: 30,
             header_read_timeout_s: 30,
         }

@@ -130,3 +130,44 @@ fn a_stop_lets_requests_in_flight_finish() {
         node.log()
     );
 }
+
+/// A concurrency quota: a principal with a request in flight at its quota gets 429
+/// `concurrency_limited`; others are served; the slot comes back with the answer.
+#[test]
+fn a_principal_at_its_concurrency_quota_gets_429() {
+    let node = DemoNode::start().serve_again("concurrency.toml", |cfg| {
+        let limits = cfg
+            .as_table_mut()
+            .unwrap()
+            .entry("limits")
+            .or_insert(toml::Value::Table(Default::default()));
+        limits["principal_concurrency"] = toml::Value::Integer(1);
+    });
+    let t = r#""320600-YJJ"."320600-YJJ-00001""#;
+    // Seconds of work (see `a_stop_lets_requests_in_flight_finish`).
+    let slow = format!(
+        "SELECT count(*) AS n FROM {t} a, {t} b, {t} c, {t} d \
+         WHERE regexp_like(repeat(a.uscc || b.uscc || c.uscc || d.uscc, 60), '(甲|乙)+[0-9]+x$')"
+    );
+    let client = node.client("dsj-system");
+    let in_flight = std::thread::spawn(move || {
+        let r = client.post(
+            "/v1/query",
+            &serde_json::json!({"sql": slow, "purpose": "核查责令关停企业夜间生产"}),
+        );
+        (r, std::time::Instant::now())
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let refused_at = std::time::Instant::now();
+    let r = node.client("dsj-system").get("/v1/whoami");
+    let (slow_answer, answered) = in_flight.join().unwrap();
+    assert!(answered > refused_at, "the query was in flight");
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert_eq!(r.code(), "concurrency_limited");
+    assert!(r.message().contains("1 request(s) in flight"), "{}", r.body);
+    assert_eq!(r.header("retry-after").as_deref(), Some("1"));
+    assert_eq!(slow_answer.status, 200, "{}", slow_answer.body);
+    // The slot came back with the answer.
+    assert_eq!(node.client("dsj-system").get("/v1/whoami").status, 200);
+    assert_eq!(node.client("gaj-system").get("/v1/whoami").status, 200);
+}

@@ -5,6 +5,10 @@
 //! `principal_burst`, `dept_rps`, `dept_burst`; 0 = no limit); node-to-node Raft
 //! traffic is never limited.
 //!
+//! Concurrency quotas (`principal_concurrency`, `dept_concurrency`) bound the requests
+//! in flight, counted until the whole response body is sent (a long export holds its
+//! slot): over the quota is a `429 concurrency_limited` with `Retry-After: 1`.
+//!
 //! Buckets live in memory on each node: a principal spreading requests over N nodes
 //! gets up to N times its rate.
 
@@ -12,6 +16,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -88,6 +93,36 @@ pub struct RateLimits(Arc<Inner>);
 struct Inner {
     principal: Option<Limiter>,
     dept: Option<Limiter>,
+    principal_slots: u32,
+    dept_slots: u32,
+    /// Requests in flight, by principal and by department.
+    in_flight: Mutex<(HashMap<String, u32>, HashMap<String, u32>)>,
+}
+
+/// A slot held by a request in flight; given back when dropped (with the response body).
+struct Slot {
+    limits: Arc<Inner>,
+    principal: String,
+    dept: String,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut guard = self
+            .limits
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let (principals, depts) = &mut *guard;
+        for (map, key) in [(principals, &self.principal), (depts, &self.dept)] {
+            if let Some(n) = map.get_mut(key) {
+                *n -= 1;
+                if *n == 0 {
+                    map.remove(key);
+                }
+            }
+        }
+    }
 }
 
 impl RateLimits {
@@ -95,6 +130,42 @@ impl RateLimits {
         RateLimits(Arc::new(Inner {
             principal: Limiter::new(limits.principal_rps, limits.principal_burst),
             dept: Limiter::new(limits.dept_rps, limits.dept_burst),
+            principal_slots: limits.principal_concurrency,
+            dept_slots: limits.dept_concurrency,
+            in_flight: Mutex::new((HashMap::new(), HashMap::new())),
+        }))
+    }
+
+    /// Takes an in-flight slot for a request, or says which quota is full. `None` when
+    /// no quota is configured.
+    fn slot(&self, principal: &str, dept: &str) -> Result<Option<Slot>, String> {
+        let inner = &self.0;
+        if inner.principal_slots == 0 && inner.dept_slots == 0 {
+            return Ok(None);
+        }
+        let mut guard = inner
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let (principals, depts) = &mut *guard;
+        let p = principals.get(principal).copied().unwrap_or(0);
+        let d = depts.get(dept).copied().unwrap_or(0);
+        if inner.principal_slots > 0 && p >= inner.principal_slots {
+            return Err(format!(
+                "{principal} already has {p} request(s) in flight, its limit"
+            ));
+        }
+        if inner.dept_slots > 0 && d >= inner.dept_slots {
+            return Err(format!(
+                "department {dept} already has {d} request(s) in flight, its limit"
+            ));
+        }
+        principals.insert(principal.to_string(), p + 1);
+        depts.insert(dept.to_string(), d + 1);
+        Ok(Some(Slot {
+            limits: inner.clone(),
+            principal: principal.to_string(),
+            dept: dept.to_string(),
         }))
     }
 
@@ -138,27 +209,73 @@ pub async fn limit(State(node): State<Arc<Node>>, req: Request, next: Next) -> R
         .extensions()
         .get::<PeerIdentity>()
         .and_then(|p| p.0.as_ref().as_ref().ok().cloned());
+    let mut held: Option<Slot> = None;
     if let Some(id @ SpiffeId::Principal { .. }) = principal {
         let dept = id.dept().unwrap_or_default().to_string();
-        if let Err((why, wait)) = node
-            .rate_limits
-            .admit(&id.to_string(), &dept, Instant::now())
-        {
+        let who = id.to_string();
+        match node.rate_limits.slot(&who, &dept) {
+            Ok(slot) => held = slot,
+            Err(why) => {
+                node.metrics.rate_limited.inc();
+                return refuse("concurrency_limited", why, 1);
+            }
+        }
+        if let Err((why, wait)) = node.rate_limits.admit(&who, &dept, Instant::now()) {
             node.metrics.rate_limited.inc();
             let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
-            let mut resp = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                format!("{why}; retry after {secs} s"),
-            )
-            .into_response();
-            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                resp.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-            return resp;
+            return refuse("rate_limited", why, secs);
         }
     }
-    next.run(req).await
+    let resp = next.run(req).await;
+    match held {
+        // The slot is held until the whole body has been sent (or the client left).
+        Some(slot) => resp.map(|body| {
+            Body::new(HoldingBody {
+                inner: body,
+                _slot: slot,
+            })
+        }),
+        None => resp,
+    }
+}
+
+fn refuse(code: &'static str, why: String, retry_after_s: u64) -> Response {
+    let mut resp = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        code,
+        format!("{why}; retry after {retry_after_s} s"),
+    )
+    .into_response();
+    if let Ok(v) = HeaderValue::from_str(&retry_after_s.to_string()) {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
+}
+
+/// A response body that holds a request's in-flight slot until it is done.
+struct HoldingBody {
+    inner: Body,
+    _slot: Slot,
+}
+
+impl http_body::Body for HoldingBody {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, axum::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 #[cfg(test)]
@@ -210,6 +327,31 @@ mod tests {
         );
         let t1 = t0 + Duration::from_secs(1);
         assert!(l.admit("b", "D", t1).is_ok());
+    }
+
+    #[test]
+    fn concurrency_slots_are_given_back_when_dropped() {
+        let l = RateLimits::new(&Limits {
+            principal_concurrency: 2,
+            dept_concurrency: 3,
+            ..Limits::default()
+        });
+        let a1 = l.slot("a", "D").unwrap();
+        let _a2 = l.slot("a", "D").unwrap();
+        let why = l.slot("a", "D").err().unwrap();
+        assert!(why.contains("a already has 2"), "{why}");
+        let _b1 = l.slot("b", "D").unwrap();
+        let why = l.slot("b", "D").err().unwrap();
+        assert!(why.contains("department D"), "{why}");
+        assert!(l.slot("c", "E").unwrap().is_some());
+        drop(a1);
+        assert!(l.slot("b", "D").unwrap().is_some(), "a's slot came back");
+        assert!(
+            RateLimits::new(&Limits::default())
+                .slot("a", "D")
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
