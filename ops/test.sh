@@ -86,4 +86,7 @@ else
     cargo test --workspace --locked --no-fail-fast
 fi
 
+say "evaluation tool unit tests (ops/eval, no server or data needed)"
+python3 -m unittest discover -s ops/eval -p 'test_*.py' || die "ops/eval unit tests failed"
+
 say "all tests passed"
