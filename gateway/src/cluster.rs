@@ -171,6 +171,39 @@ impl Node {
                 }
             }
             LeaderOp::AddVoters { ids } => {
+                // A learner that has not caught up (or cannot be reached) would count
+                // in the quorum from the moment it is a voter: promoting it can leave the
+                // cluster unable to commit. Refuse instead.
+                let metrics = self.raft.metrics().borrow().clone();
+                let last = metrics.last_log_index.unwrap_or(0);
+                let members = metrics.membership_config.membership().clone();
+                for id in ids {
+                    if !members.learner_ids().any(|l| l == *id) {
+                        continue; // openraft names unknown ids itself
+                    }
+                    let matched = metrics
+                        .replication
+                        .as_ref()
+                        .and_then(|r| r.get(id).cloned())
+                        .flatten()
+                        .map(|l| l.index);
+                    let behind = matched.map(|m| last.saturating_sub(m));
+                    if behind.is_none_or(|b| b > PROMOTE_MAX_LAG) {
+                        let state = match behind {
+                            None => {
+                                "has not received any of the log (is it reachable?)".to_string()
+                            }
+                            Some(b) => format!("is {b} entries behind the leader"),
+                        };
+                        return Err(Attempt::Failed(ApiError::new(
+                            StatusCode::CONFLICT,
+                            "conflict",
+                            format!(
+                                "learner {id} {state}; promoting it now could leave the cluster without a quorum — wait until it has caught up"
+                            ),
+                        )));
+                    }
+                }
                 match self
                     .raft
                     .change_membership(ChangeMembers::AddVoterIds(ids.clone()), false)
@@ -353,6 +386,9 @@ pub const PATH_FORWARD: &str = "/raft/forward";
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a leader waits for a write to commit before answering 503.
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A learner further behind the leader's log than this is not promoted to voter.
+const PROMOTE_MAX_LAG: u64 = 1000;
 
 /// Error codes come back as strings; the API error type wants a static code. The set
 /// of codes is small and fixed, so map the known ones and fall back to a generic code.

@@ -598,3 +598,30 @@ fn backup_and_restore_into_a_new_cluster() {
         c.api(1, "gaj-system").get("/v1/datasets?limit=1").json()["total"]
     );
 }
+
+/// Promoting a learner that has not caught up (here: one that cannot be reached) would
+/// make it count in the quorum at once and could stop the cluster from committing; it
+/// is refused with 409, and the cluster keeps serving linearizable reads and writes.
+#[test]
+fn an_unreachable_learner_is_not_promoted() {
+    let node = yiwang_tests::DemoNode::start();
+    let admin = node.client("admin");
+    let r = admin.post(
+        "/v1/cluster/learners",
+        &json!({"id": 2, "addr": "127.0.0.2:1"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = admin.post("/v1/cluster/voters", &json!({"ids": [2]}));
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(r.message().contains("learner 2"), "{}", r.body);
+    assert!(r.message().contains("quorum"), "{}", r.body);
+    // Still one voter: reads and writes go on.
+    assert_eq!(node.client("gaj-system").get("/v1/whoami").status, 200);
+    let r = node.client("gaj-steward").post(
+        "/v1/datasets",
+        &dataset(&format!("{DEPT}-79001"), "after refusal"),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = admin.post("/v1/cluster/remove", &json!({"id": 2}));
+    assert_eq!(r.status, 200, "{}", r.body);
+}
