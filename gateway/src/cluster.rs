@@ -173,35 +173,23 @@ impl Node {
             LeaderOp::AddVoters { ids } => {
                 // A learner that has not caught up (or cannot be reached) would count
                 // in the quorum from the moment it is a voter: promoting it can leave the
-                // cluster unable to commit. Refuse instead.
-                let metrics = self.raft.metrics().borrow().clone();
-                let last = metrics.last_log_index.unwrap_or(0);
-                let members = metrics.membership_config.membership().clone();
-                for id in ids {
-                    if !members.learner_ids().any(|l| l == *id) {
-                        continue; // openraft names unknown ids itself
-                    }
-                    let matched = metrics
-                        .replication
-                        .as_ref()
-                        .and_then(|r| r.get(id).cloned())
-                        .flatten()
-                        .map(|l| l.index);
-                    let behind = matched.map(|m| last.saturating_sub(m));
-                    if behind.is_none_or(|b| b > PROMOTE_MAX_LAG) {
-                        let state = match behind {
-                            None => {
-                                "has not received any of the log (is it reachable?)".to_string()
-                            }
-                            Some(b) => format!("is {b} entries behind the leader"),
-                        };
-                        return Err(Attempt::Failed(ApiError::new(
-                            StatusCode::CONFLICT,
-                            "conflict",
-                            format!(
-                                "learner {id} {state}; promoting it now could leave the cluster without a quorum — wait until it has caught up"
-                            ),
-                        )));
+                // cluster unable to commit. Wait a little for it to catch up, else refuse.
+                let waited_until = tokio::time::Instant::now() + PROMOTE_WAIT;
+                loop {
+                    match self.learners_behind(ids) {
+                        None => break,
+                        Some(_) if tokio::time::Instant::now() < waited_until => {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                        Some(why) => {
+                            return Err(Attempt::Failed(ApiError::new(
+                                StatusCode::CONFLICT,
+                                "conflict",
+                                format!(
+                                    "{why} after {PROMOTE_WAIT:?}; promoting it now could leave the cluster without a quorum — wait until it has caught up"
+                                ),
+                            )));
+                        }
                     }
                 }
                 match self
@@ -274,6 +262,39 @@ impl Node {
                 },
             ))),
         }
+    }
+
+    /// Why one of `ids` (a learner) may not be promoted yet: it has received none of the
+    /// log or is more than [`PROMOTE_MAX_LAG`] entries behind; `None` when all may.
+    fn learners_behind(&self, ids: &BTreeSet<u64>) -> Option<String> {
+        let metrics = self.raft.metrics().borrow().clone();
+        let last = metrics.last_log_index.unwrap_or(0);
+        let members = metrics.membership_config.membership().clone();
+        for id in ids {
+            if !members.learner_ids().any(|l| l == *id) {
+                continue; // openraft names unknown ids itself
+            }
+            let matched = metrics
+                .replication
+                .as_ref()
+                .and_then(|r| r.get(id).cloned())
+                .flatten()
+                .map(|l| l.index);
+            match matched.map(|m| last.saturating_sub(m)) {
+                None => {
+                    return Some(format!(
+                        "learner {id} has not received any of the log (is it reachable?)"
+                    ));
+                }
+                Some(behind) if behind > PROMOTE_MAX_LAG => {
+                    return Some(format!(
+                        "learner {id} is {behind} entries behind the leader"
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        None
     }
 
     /// Sends `op` to the leader. `Err(None)` means it was certainly not delivered.
@@ -389,6 +410,9 @@ const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A learner further behind the leader's log than this is not promoted to voter.
 const PROMOTE_MAX_LAG: u64 = 1000;
+
+/// How long a promotion waits for its learners to catch up before it is refused.
+const PROMOTE_WAIT: Duration = Duration::from_secs(10);
 
 /// Error codes come back as strings; the API error type wants a static code. The set
 /// of codes is small and fixed, so map the known ones and fall back to a generic code.
