@@ -10,6 +10,7 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod demo;
+pub mod indexer;
 pub mod metrics;
 pub mod node;
 pub mod pki;

@@ -456,6 +456,19 @@ impl Api {
     }
 }
 
+/// Percent-encodes a query-string value (everything but RFC 3986's unreserved
+/// characters), e.g. Chinese search text.
+pub fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// A variable `ops/test.sh` sets for the tests (database URLs, the Python with the test
 /// packages); its absence fails the test with how to set it, never skips it.
 pub fn required_env(name: &str) -> String {

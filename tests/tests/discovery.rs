@@ -9,12 +9,7 @@ use serde_json::{Value, json};
 use yiwang_tests::{DemoNode, cli, run_python};
 
 fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    yiwang_tests::url_encode(s)
 }
 
 fn hit_ids(r: &Value) -> Vec<String> {

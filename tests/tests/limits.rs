@@ -3,16 +3,41 @@
 //! unaffected, a bad limit refused at start naming the key), and a stop that lets
 //! requests in flight finish.
 
-use yiwang_tests::{DemoNode, binary};
+use std::time::Instant;
+
+use yiwang_tests::{DemoNode, Resp, binary};
+
+/// The `[limits]` table of a node configuration, created if absent.
+fn limits(cfg: &mut toml::Value) -> &mut toml::Value {
+    cfg.as_table_mut()
+        .unwrap()
+        .entry("limits")
+        .or_insert(toml::Value::Table(Default::default()))
+}
+
+/// Starts a cross-department query that takes seconds (2.56 million joined rows, each
+/// matching a regular expression against a string `repeat` times the row's codes; 50:
+/// about 2 s here, 70: about 8 s) as `dsj-system`; returns its answer and when it came.
+fn slow_query_in_flight(node: &DemoNode, repeat: u32) -> std::thread::JoinHandle<(Resp, Instant)> {
+    let t = r#""320600-YJJ"."320600-YJJ-00001""#;
+    let sql = format!(
+        "SELECT count(*) AS n FROM {t} a, {t} b, {t} c, {t} d \
+         WHERE regexp_like(repeat(a.uscc || b.uscc || c.uscc || d.uscc, {repeat}), '(甲|乙)+[0-9]+x$')"
+    );
+    let client = node.client("dsj-system");
+    std::thread::spawn(move || {
+        let r = client.post(
+            "/v1/query",
+            &serde_json::json!({"sql": sql, "purpose": "核查责令关停企业夜间生产"}),
+        );
+        (r, Instant::now())
+    })
+}
 
 #[test]
 fn principals_over_their_rate_get_429_with_retry_after() {
     let node = DemoNode::start().serve_again("rate-limited.toml", |cfg| {
-        let limits = cfg
-            .as_table_mut()
-            .unwrap()
-            .entry("limits")
-            .or_insert(toml::Value::Table(Default::default()));
+        let limits = limits(cfg);
         limits["principal_rps"] = toml::Value::Float(0.2);
         limits["principal_burst"] = toml::Value::Integer(3);
         limits["dept_rps"] = toml::Value::Float(0.2);
@@ -73,11 +98,7 @@ fn principals_over_their_rate_get_429_with_retry_after() {
 fn a_bad_limit_is_refused_at_start_naming_the_key() {
     let mut demo = DemoNode::start();
     let (path, _, _) = demo.changed_config("bad-limits.toml", |cfg| {
-        let limits = cfg
-            .as_table_mut()
-            .unwrap()
-            .entry("limits")
-            .or_insert(toml::Value::Table(Default::default()));
+        let limits = limits(cfg);
         limits["principal_rps"] = toml::Value::Float(-1.0);
     });
     let out = std::process::Command::new(binary())
@@ -95,23 +116,10 @@ fn a_bad_limit_is_refused_at_start_naming_the_key() {
 #[test]
 fn a_stop_lets_requests_in_flight_finish() {
     let mut node = DemoNode::start();
-    let t = r#""320600-YJJ"."320600-YJJ-00001""#;
-    // 2.56 million joined rows, each matching a regular expression against a long
-    // string: seconds of work (3–8 s here), far less than the 30 s of grace.
-    let slow = format!(
-        "SELECT count(*) AS n FROM {t} a, {t} b, {t} c, {t} d \
-         WHERE regexp_like(repeat(a.uscc || b.uscc || c.uscc || d.uscc, 70), '(甲|乙)+[0-9]+x$')"
-    );
-    let client = node.client("dsj-system");
-    let in_flight = std::thread::spawn(move || {
-        let r = client.post(
-            "/v1/query",
-            &serde_json::json!({"sql": slow, "purpose": "核查责令关停企业夜间生产"}),
-        );
-        (r, std::time::Instant::now())
-    });
+    // Seconds of work, far less than the 30 s of grace.
+    let in_flight = slow_query_in_flight(&node, 70);
     std::thread::sleep(std::time::Duration::from_millis(500));
-    let stop_began = std::time::Instant::now();
+    let stop_began = Instant::now();
     node.stop();
     let (r, answered) = in_flight.join().unwrap();
     assert!(
@@ -136,29 +144,12 @@ fn a_stop_lets_requests_in_flight_finish() {
 #[test]
 fn a_principal_at_its_concurrency_quota_gets_429() {
     let node = DemoNode::start().serve_again("concurrency.toml", |cfg| {
-        let limits = cfg
-            .as_table_mut()
-            .unwrap()
-            .entry("limits")
-            .or_insert(toml::Value::Table(Default::default()));
+        let limits = limits(cfg);
         limits["principal_concurrency"] = toml::Value::Integer(1);
     });
-    let t = r#""320600-YJJ"."320600-YJJ-00001""#;
-    // Seconds of work (see `a_stop_lets_requests_in_flight_finish`).
-    let slow = format!(
-        "SELECT count(*) AS n FROM {t} a, {t} b, {t} c, {t} d \
-         WHERE regexp_like(repeat(a.uscc || b.uscc || c.uscc || d.uscc, 60), '(甲|乙)+[0-9]+x$')"
-    );
-    let client = node.client("dsj-system");
-    let in_flight = std::thread::spawn(move || {
-        let r = client.post(
-            "/v1/query",
-            &serde_json::json!({"sql": slow, "purpose": "核查责令关停企业夜间生产"}),
-        );
-        (r, std::time::Instant::now())
-    });
+    let in_flight = slow_query_in_flight(&node, 60);
     std::thread::sleep(std::time::Duration::from_millis(500));
-    let refused_at = std::time::Instant::now();
+    let refused_at = Instant::now();
     let r = node.client("dsj-system").get("/v1/whoami");
     let (slow_answer, answered) = in_flight.join().unwrap();
     assert!(answered > refused_at, "the query was in flight");

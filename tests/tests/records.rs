@@ -10,18 +10,7 @@ const INSPECTIONS: &str = "/v1/datasets/320600-YJJ-00002/records";
 const PURPOSE: &str = "safety-check";
 
 fn enc(s: &str) -> String {
-    url_encode(s)
-}
-
-fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    yiwang_tests::url_encode(s)
 }
 
 #[test]

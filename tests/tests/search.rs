@@ -6,12 +6,7 @@ use serde_json::json;
 use yiwang_tests::DemoNode;
 
 fn q(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    yiwang_tests::url_encode(s)
 }
 
 #[test]

@@ -14,7 +14,8 @@ use yiwang_policies::Action;
 
 use super::context::empty_as_none;
 use super::{ApiError, Audited, Caller, JsonBody, Query};
-use crate::node::{Node, RebuildReport};
+use crate::indexer::RebuildReport;
+use crate::node::Node;
 
 pub const DEFAULT_LIMIT: usize = 20;
 pub const MAX_LIMIT: usize = 100;
