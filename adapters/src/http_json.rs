@@ -23,6 +23,7 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -127,6 +128,16 @@ impl HttpJsonSource {
             }),
         })
     }
+}
+
+/// Adds headers to every request to an HTTP-JSON source (set once by the gateway).
+static TRACE_HEADERS: OnceLock<fn(&mut reqwest::header::HeaderMap)> = OnceLock::new();
+
+/// Lets the process add W3C trace context (`traceparent`) to the requests it makes to
+/// HTTP-JSON sources, so that a source's own traces join the caller's. The first call
+/// wins.
+pub fn set_trace_headers(add: fn(&mut reqwest::header::HeaderMap)) {
+    let _ = TRACE_HEADERS.set(add);
 }
 
 impl Source for HttpJsonSource {
@@ -245,9 +256,14 @@ impl Inner {
     /// One page: its items and its `next`.
     async fn page(&self, url: &Url) -> Result<(Vec<Json>, Json), AdapterError> {
         let timeout = Duration::from_millis(self.timeout_ms);
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(add) = TRACE_HEADERS.get() {
+            add(&mut headers);
+        }
         let mut response = self
             .client
             .get(url.clone())
+            .headers(headers)
             .header(reqwest::header::ACCEPT, "application/json")
             .timeout(timeout)
             .send()

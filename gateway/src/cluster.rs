@@ -304,9 +304,12 @@ impl Node {
         op: &LeaderOp,
     ) -> Result<LeaderReply, Option<ApiError>> {
         let url = format!("https://{}{}", leader.addr, PATH_FORWARD);
+        let mut trace = reqwest::header::HeaderMap::new();
+        crate::telemetry::inject_current(&mut trace);
         let resp = match self
             .peer
             .post(&url)
+            .headers(trace)
             .json(op)
             .timeout(FORWARD_TIMEOUT)
             .send()

@@ -52,6 +52,9 @@ pub struct NodeConfig {
     /// Limits of cross-department queries.
     #[serde(default)]
     pub query: crate::query::QueryLimits,
+    /// Logs and OpenTelemetry traces.
+    #[serde(default)]
+    pub telemetry: crate::telemetry::TelemetryConfig,
     /// Department data sources by id; credentials live here (or in files named here),
     /// never in the catalog.
     #[serde(default)]
@@ -73,6 +76,30 @@ pub struct TlsConfig {
     /// This node's certificate (SPIFFE ID `spiffe://<trust-domain>/node/<node_id>`).
     pub cert: PathBuf,
     pub key: PathBuf,
+    /// Certificate revocation lists (PEM; `yiwang cert revoke` writes the CA's as
+    /// `ca.crl.pem`). Client and peer certificates listed there are refused.
+    #[serde(default)]
+    pub crl: Option<PathBuf>,
+    /// Check the TLS files this often (seconds) and reload them when one changed; 0:
+    /// only on SIGHUP. A reload applies to new connections; a set of files that does not
+    /// work is refused and the one in use stays.
+    #[serde(default = "default_tls_reload_s")]
+    pub reload_interval_s: u64,
+}
+
+fn default_tls_reload_s() -> u64 {
+    30
+}
+
+impl TlsConfig {
+    pub fn files(&self) -> crate::tls::TlsFiles {
+        crate::tls::TlsFiles {
+            ca: self.ca.clone(),
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+            crl: self.crl.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -237,6 +264,45 @@ impl NodeConfig {
     }
 }
 
+/// Prefix of environment variables that override configuration keys.
+pub const ENV_PREFIX: &str = "YIWANG__";
+
+/// Sets `YIWANG__LIMITS__PRINCIPAL_RPS=50` as `limits.principal_rps = 50`: the name after
+/// the prefix is the key path, `__` between tables, lower-cased. The value is read as a
+/// TOML value (`50`, `true`, `"text"`, `["a", "b"]`) and, if it is not one, as a string;
+/// quote a string that looks like a number.
+pub fn apply_overrides(table: &mut toml::Table, vars: &[(String, String)]) -> Result<()> {
+    for (name, raw) in vars {
+        let path: Vec<String> = name[ENV_PREFIX.len()..]
+            .split("__")
+            .map(str::to_lowercase)
+            .collect();
+        if path.iter().any(|p| p.is_empty()) {
+            bail!(
+                "{name}: not a key path (use YIWANG__<TABLE>__<KEY>, e.g. YIWANG__LIMITS__PRINCIPAL_RPS)"
+            );
+        }
+        let value = match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
+            Ok(mut t) => t
+                .remove("v")
+                .unwrap_or_else(|| toml::Value::String(raw.clone())),
+            Err(_) => toml::Value::String(raw.clone()),
+        };
+        let (key, tables) = path.split_last().expect("split yields one part at least");
+        let mut at = &mut *table;
+        for (i, part) in tables.iter().enumerate() {
+            let entry = at
+                .entry(part.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            at = entry
+                .as_table_mut()
+                .with_context(|| format!("{name}: '{}' is not a table", path[..=i].join(".")))?;
+        }
+        at.insert(key.clone(), value);
+    }
+    Ok(())
+}
+
 fn default_admin_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 9090))
 }
@@ -247,11 +313,30 @@ fn default_trust_domain() -> String {
 
 impl NodeConfig {
     /// Reads and checks a config file, resolving relative paths against its folder.
+    /// Environment variables `YIWANG__<TABLE>__<KEY>=<value>` override the file's
+    /// keys (see [`apply_overrides`]).
     pub fn load(path: &Path) -> Result<NodeConfig> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        let mut cfg: NodeConfig =
-            toml::from_str(&text).with_context(|| format!("invalid config {}", path.display()))?;
+        let overrides: Vec<(String, String)> = std::env::vars()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+            .collect();
+        let mut cfg: NodeConfig = if overrides.is_empty() {
+            // Straight from the text: errors point at a line and column.
+            toml::from_str(&text).with_context(|| format!("invalid config {}", path.display()))?
+        } else {
+            let mut table: toml::Table = toml::from_str(&text)
+                .with_context(|| format!("invalid config {}", path.display()))?;
+            apply_overrides(&mut table, &overrides)?;
+            let names: Vec<&str> = overrides.iter().map(|(k, _)| k.as_str()).collect();
+            toml::Value::Table(table).try_into().with_context(|| {
+                format!(
+                    "invalid config {} with the environment overrides {}",
+                    path.display(),
+                    names.join(", ")
+                )
+            })?
+        };
         let base = path.parent().unwrap_or(Path::new("."));
         cfg.resolve(base);
         cfg.check()?;
@@ -269,6 +354,9 @@ impl NodeConfig {
         abs(&mut self.tls.ca);
         abs(&mut self.tls.cert);
         abs(&mut self.tls.key);
+        if let Some(p) = self.tls.crl.as_mut() {
+            abs(p);
+        }
         if let Some(p) = self.demo_seed.as_mut() {
             abs(p);
         }
@@ -341,6 +429,7 @@ impl NodeConfig {
                 bail!("limits.{key} must be at least 1");
             }
         }
+        self.telemetry.check()?;
         if self.limits.bulk_batch == 0 {
             bail!("limits: bulk_batch must be positive");
         }
@@ -351,5 +440,78 @@ impl NodeConfig {
         self.advertise
             .clone()
             .unwrap_or_else(|| self.listen.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// ops/config/node.toml, the documented reference, names every key with a default
+    /// and gives it its default value.
+    #[test]
+    fn the_reference_config_lists_every_default() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ops/config/node.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let file: toml::Table = toml::from_str(&text).unwrap();
+        let parsed: NodeConfig = toml::from_str(&text).expect("the reference config parses");
+        parsed.telemetry.check().unwrap();
+        let defaults = [
+            (
+                "raft",
+                toml::Value::try_from(RaftConfig::default()).unwrap(),
+            ),
+            ("limits", toml::Value::try_from(Limits::default()).unwrap()),
+            (
+                "audit",
+                toml::Value::try_from(AuditConfig::default()).unwrap(),
+            ),
+            (
+                "query",
+                toml::Value::try_from(crate::query::QueryLimits::default()).unwrap(),
+            ),
+            (
+                "telemetry",
+                toml::Value::try_from(crate::telemetry::TelemetryConfig::default()).unwrap(),
+            ),
+        ];
+        for (table, default) in defaults {
+            for (key, value) in default.as_table().unwrap() {
+                assert_eq!(
+                    file[table].get(key),
+                    Some(value),
+                    "ops/config/node.toml: {table}.{key} should be {value}"
+                );
+            }
+        }
+        assert_eq!(
+            file["tls"]["reload_interval_s"].as_integer(),
+            Some(default_tls_reload_s() as i64)
+        );
+        assert_eq!(
+            file["admin_listen"].as_str(),
+            Some(default_admin_listen().to_string().as_str())
+        );
+        assert_eq!(
+            file["trust_domain"].as_str(),
+            Some(default_trust_domain().as_str())
+        );
+    }
+
+    #[test]
+    fn overrides_set_nested_keys_with_typed_values() {
+        let mut t: toml::Table = toml::from_str("node_id = 1\n[limits]\nmax_rows = 5\n").unwrap();
+        let vars = [
+            ("YIWANG__LIMITS__MAX_ROWS", "7"),
+            ("YIWANG__TELEMETRY__LOG_FORMAT", "json"),
+            ("YIWANG__ADMINS", r#"["spiffe://yiwang.local/dept/X/a"]"#),
+            ("YIWANG__TELEMETRY__SERVICE_NAME", r#""2026""#),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        apply_overrides(&mut t, &vars).unwrap();
+        assert_eq!(t["limits"]["max_rows"].as_integer(), Some(7));
+        assert_eq!(t["telemetry"]["log_format"].as_str(), Some("json"));
+        assert_eq!(t["admins"].as_array().unwrap().len(), 1);
+        assert_eq!(t["telemetry"]["service_name"].as_str(), Some("2026"));
     }
 }

@@ -17,4 +17,5 @@ pub mod pki;
 pub mod query;
 pub mod serve;
 pub mod server;
+pub mod telemetry;
 pub mod tls;

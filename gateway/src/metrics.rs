@@ -15,12 +15,40 @@ pub struct RequestLabels {
     /// The route template (`/v1/datasets/{id}`), never the raw path, to bound cardinality.
     pub route: String,
     pub status: u16,
+    /// The caller's department (`_node` for another node, `_none` without a usable
+    /// certificate): a bounded set, the registered departments.
+    pub dept: String,
+}
+
+/// Latency histograms leave the department out: 16 buckets for every department,
+/// route and status would be too many series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LatencyLabels {
+    pub method: String,
+    pub route: String,
+    pub status: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DecisionLabels {
     pub action: String,
     pub decision: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabels {
+    /// leader, follower, candidate, learner or shutdown.
+    pub state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PeerLabels {
+    pub peer: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -34,7 +62,7 @@ pub struct SourceLabels {
 pub struct Metrics {
     registry: Arc<Registry>,
     pub requests: Family<RequestLabels, Counter>,
-    pub request_seconds: Family<RequestLabels, Histogram>,
+    pub request_seconds: Family<LatencyLabels, Histogram>,
     pub decisions: Family<DecisionLabels, Counter>,
     pub audit_records: Counter,
     pub audit_fsync: Histogram,
@@ -49,6 +77,15 @@ pub struct Metrics {
     pub tls_handshake_failures: Counter,
     pub source_rows: Family<SourceLabels, Counter>,
     pub rate_limited: Counter,
+    pub audit_queue: Gauge,
+    pub raft_state: Family<StateLabels, Gauge>,
+    pub raft_apply_lag: Gauge,
+    pub raft_peer_lag: Family<PeerLabels, Gauge>,
+    pub raft_quorum_ack_ms: Gauge,
+    pub source_errors: Family<SourceLabels, Counter>,
+    pub tls_reloads: Family<ResultLabels, Counter>,
+    pub tls_not_after: Gauge,
+    pub tls_revoked: Gauge,
 }
 
 impl Default for Metrics {
@@ -61,7 +98,7 @@ impl Metrics {
     pub fn new() -> Metrics {
         let mut r = Registry::with_prefix("yiwang");
         let requests = Family::<RequestLabels, Counter>::default();
-        let request_seconds = Family::<RequestLabels, Histogram>::new_with_constructor(|| {
+        let request_seconds = Family::<LatencyLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.0002, 2.0, 16))
         });
         let decisions = Family::<DecisionLabels, Counter>::default();
@@ -150,8 +187,71 @@ impl Metrics {
             "Rows sources sent to cross-department queries, after pushdown",
             source_rows.clone(),
         );
+        let audit_queue = Gauge::default();
+        r.register(
+            "audit_queue_depth",
+            "Audit records waiting for the writer (requests waiting for their record, and completion records)",
+            audit_queue.clone(),
+        );
+        let raft_state = Family::<StateLabels, Gauge>::default();
+        r.register(
+            "raft_state",
+            "1 for this node's current Raft role, 0 for the others",
+            raft_state.clone(),
+        );
+        let raft_apply_lag = Gauge::default();
+        r.register(
+            "raft_apply_lag",
+            "Entries in this node's log not yet applied to its catalog",
+            raft_apply_lag.clone(),
+        );
+        let raft_peer_lag = Family::<PeerLabels, Gauge>::default();
+        r.register(
+            "raft_replication_lag",
+            "On the leader: entries each member has not yet matched",
+            raft_peer_lag.clone(),
+        );
+        let raft_quorum_ack_ms = Gauge::default();
+        r.register(
+            "raft_millis_since_quorum_ack",
+            "On the leader: milliseconds since a quorum last acknowledged it (-1 elsewhere)",
+            raft_quorum_ack_ms.clone(),
+        );
+        let source_errors = Family::<SourceLabels, Counter>::default();
+        r.register(
+            "source_errors",
+            "Reads of a department source that failed (source down, timeout, bad answer)",
+            source_errors.clone(),
+        );
+        let tls_reloads = Family::<ResultLabels, Counter>::default();
+        r.register(
+            "tls_reloads",
+            "Reloads of the TLS files (certificate, key, CA, revocation lists) by result",
+            tls_reloads.clone(),
+        );
+        let tls_not_after = Gauge::default();
+        r.register(
+            "tls_certificate_not_after_seconds",
+            "End of validity of the node certificate in use (Unix time)",
+            tls_not_after.clone(),
+        );
+        let tls_revoked = Gauge::default();
+        r.register(
+            "tls_revoked_certificates",
+            "Certificates listed as revoked in the revocation lists in use",
+            tls_revoked.clone(),
+        );
         Metrics {
             registry: Arc::new(r),
+            tls_reloads,
+            tls_not_after,
+            tls_revoked,
+            audit_queue,
+            raft_state,
+            raft_apply_lag,
+            raft_peer_lag,
+            raft_quorum_ack_ms,
+            source_errors,
             requests,
             request_seconds,
             decisions,

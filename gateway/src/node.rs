@@ -35,6 +35,8 @@ pub struct Node {
     pub audit: AuditLog,
     /// HTTPS client with this node's certificate, for Raft RPC and forwarding.
     pub peer: reqwest::Client,
+    /// Certificate, key, CA and revocation lists of the listener and of `peer`.
+    pub tls: Arc<crate::tls::NodeTls>,
     /// Linearizable reads waiting for the next leadership confirmation.
     reads: std::sync::Mutex<ReadRounds>,
     /// Start-up work (the demo seed) still running: not ready until it is done.
@@ -99,12 +101,8 @@ impl Node {
             applied,
         } = handles;
 
-        let peer = crate::tls::peer_client(
-            &config.tls.ca,
-            &config.tls.cert,
-            &config.tls.key,
-            config.raft.bind_ip,
-        )?;
+        let tls = crate::tls::NodeTls::load(config.tls.files())?;
+        let peer = crate::tls::peer_client(&tls, config.raft.bind_ip)?;
         let raft = Raft::new(
             config.node_id,
             Arc::new(raft_config),
@@ -177,6 +175,7 @@ impl Node {
             sources,
             audit,
             peer,
+            tls,
             reads: std::sync::Mutex::new(ReadRounds::default()),
             starting: std::sync::atomic::AtomicBool::new(seeding),
             metrics,
@@ -206,6 +205,7 @@ impl Node {
     /// follower) and returns its outcome once this node has applied it and its policy
     /// view reflects it, so a grant approved by one request is honoured by the next, on
     /// whichever node.
+    #[tracing::instrument(name = "raft.write", skip_all, fields(raft.index = tracing::field::Empty))]
     pub async fn propose(&self, cmd: Command) -> Result<Outcome, ApiError> {
         let command = serde_json::to_value(&cmd)
             .map_err(|e| ApiError::internal(format!("cannot encode command: {e}")))?;
@@ -213,6 +213,7 @@ impl Node {
             LeaderReply::Written { index, data } => (index, data),
             other => return Err(ApiError::internal(format!("unexpected reply {other:?}"))),
         };
+        tracing::Span::current().record("raft.index", index);
         self.wait_applied(index).await;
         let result: yiwang_catalog::ApplyResult = serde_json::from_value(data)
             .map_err(|e| ApiError::internal(format!("unreadable apply result: {e}")))?;
@@ -423,6 +424,46 @@ impl Node {
         })
     }
 
+    /// Reloads the TLS files (on SIGHUP, or when the periodic check sees a change); a
+    /// set that does not work is logged and counted, and the one in use stays.
+    pub fn reload_tls(&self, why: &str) -> bool {
+        let result = if why == "changed" {
+            match self.tls.reload_if_changed() {
+                Some(r) => r,
+                None => return false,
+            }
+        } else {
+            self.tls.reload()
+        };
+        match result {
+            Ok(r) => {
+                tracing::info!(
+                    "TLS files reloaded ({why}): certificate valid until {}, {} revoked certificate(s) listed",
+                    time::OffsetDateTime::from_unix_timestamp(r.not_after)
+                        .map_or_else(|_| r.not_after.to_string(), yiwang_catalog::clock::format),
+                    r.revoked
+                );
+                self.metrics
+                    .tls_reloads
+                    .get_or_create(&crate::metrics::ResultLabels {
+                        result: "ok".into(),
+                    })
+                    .inc();
+                true
+            }
+            Err(e) => {
+                tracing::error!("TLS files not reloaded ({why}), keeping those in use: {e:#}");
+                self.metrics
+                    .tls_reloads
+                    .get_or_create(&crate::metrics::ResultLabels {
+                        result: "failed".into(),
+                    })
+                    .inc();
+                false
+            }
+        }
+    }
+
     /// Copies Raft's view into the metrics gauges (called at scrape time).
     pub fn refresh_metrics(&self) {
         let m = self.raft.metrics().borrow().clone();
@@ -437,6 +478,39 @@ impl Node {
             .raft_last_log
             .set(m.last_log_index.unwrap_or(0) as i64);
         self.metrics.search_docs.set(self.search.num_docs() as i64);
+        let tls = self.tls.status();
+        self.metrics.tls_not_after.set(tls.not_after);
+        self.metrics.tls_revoked.set(tls.revoked as i64);
+        let last = m.last_log_index.unwrap_or(0);
+        self.metrics
+            .raft_apply_lag
+            .set(last.saturating_sub(m.last_applied.map_or(0, |l| l.index)) as i64);
+        let current = format!("{:?}", m.state).to_lowercase();
+        for state in ["leader", "follower", "candidate", "learner", "shutdown"] {
+            let labels = crate::metrics::StateLabels {
+                state: state.to_string(),
+            };
+            self.metrics
+                .raft_state
+                .get_or_create(&labels)
+                .set(i64::from(state == current));
+        }
+        self.metrics
+            .raft_quorum_ack_ms
+            .set(m.millis_since_quorum_ack.map_or(-1, |ms| ms as i64));
+        self.metrics.raft_peer_lag.clear();
+        if let Some(replication) = &m.replication {
+            for (peer, matched) in replication.iter() {
+                let labels = crate::metrics::PeerLabels {
+                    peer: peer.to_string(),
+                };
+                let lag = last.saturating_sub(matched.map_or(0, |l| l.index));
+                self.metrics
+                    .raft_peer_lag
+                    .get_or_create(&labels)
+                    .set(lag as i64);
+            }
+        }
     }
 
     pub async fn shutdown(&self) {

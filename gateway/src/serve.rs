@@ -19,6 +19,7 @@ pub async fn run<F>(config: NodeConfig, after_start: F) -> Result<()>
 where
     F: FnOnce(Arc<Node>) -> AfterStart,
 {
+    let _telemetry = crate::telemetry::init_node(&config.telemetry)?;
     let node = Node::start(config).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let (api_addr, admin_addr, serving) = crate::server::bind(node.clone(), stop_rx).await?;
@@ -29,6 +30,10 @@ where
     let server = tokio::spawn(serving);
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let reload_every = node.config.tls.reload_interval_s;
+    let mut tls_check = tokio::time::interval(std::time::Duration::from_secs(reload_every.max(1)));
+    tls_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let startup = after_start(node.clone());
     tokio::pin!(startup);
     let mut started = false;
@@ -41,6 +46,13 @@ where
                     node.shutdown().await;
                     return Err(e);
                 }
+            }
+            // SIGHUP (`systemctl reload`): read the TLS files again.
+            _ = hup.recv() => {
+                node.reload_tls("SIGHUP");
+            }
+            _ = tls_check.tick(), if reload_every > 0 => {
+                node.reload_tls("changed");
             }
             _ = term.recv() => break,
             _ = int.recv() => break,

@@ -32,7 +32,7 @@ pub async fn bind(
     impl std::future::Future<Output = ()>,
 )> {
     let cfg = &node.config;
-    let tls = crate::tls::server_config(&cfg.tls.ca, &cfg.tls.cert, &cfg.tls.key)?;
+    let tls = node.tls.server_config()?;
     let api_listener = TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("cannot listen on {} (API)", cfg.listen))?;

@@ -349,6 +349,11 @@ impl PolicyEngine {
 
     /// Decides `act` by `who` on a dataset (or, with `None`, on a department-level
     /// object owned by `owner`).
+    #[tracing::instrument(
+        name = "policy.decide",
+        skip_all,
+        fields(principal = %who.id, action = ?act, dataset = dataset.map(|d| d.id.as_str()))
+    )]
     pub async fn decide(
         &self,
         who: &Principal,

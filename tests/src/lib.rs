@@ -5,6 +5,7 @@
 pub mod linearizability;
 
 pub mod cluster;
+pub mod otlp;
 pub mod proxy;
 
 use std::net::TcpListener;
@@ -277,13 +278,19 @@ impl DemoNode {
 
     /// `GET /readyz` on the admin listener: status line and body.
     pub fn readyz(&self) -> String {
+        self.admin_get("/readyz")
+    }
+
+    /// `GET path` on the admin listener (plain HTTP): the whole answer, status line and
+    /// headers included; empty if the listener is down.
+    pub fn admin_get(&self, path: &str) -> String {
         use std::io::{Read, Write};
         let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.admin_port)) else {
             return String::new();
         };
         let _ = write!(
             s,
-            "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
         );
         let mut buf = String::new();
         let _ = s.read_to_string(&mut buf);

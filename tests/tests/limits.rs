@@ -111,6 +111,54 @@ fn a_bad_limit_is_refused_at_start_naming_the_key() {
     assert!(stderr.contains("limits.principal_rps"), "{stderr}");
 }
 
+/// Environment variables override configuration keys, and are checked as the file is:
+/// a bad value or an unknown key stops the start naming the key and the variable.
+#[test]
+fn environment_overrides_are_applied_and_checked() {
+    let mut demo = DemoNode::start();
+    let (path, port, admin) = demo.changed_config("env.toml", |_| {});
+    let serve = |vars: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new(binary());
+        cmd.args(["serve", "--config"]).arg(&path);
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        cmd
+    };
+    for (vars, named) in [
+        (
+            &[("YIWANG__LIMITS__PRINCIPAL_RPS", "-1")][..],
+            "limits.principal_rps",
+        ),
+        (&[("YIWANG__LIMITS__NO_SUCH_KEY", "1")][..], "no_such_key"),
+        (
+            &[("YIWANG__LIMITS__", "1")][..],
+            "YIWANG__LIMITS__: not a key path",
+        ),
+        (
+            &[("YIWANG__NODE_ID__X", "1")][..],
+            "'node_id' is not a table",
+        ),
+    ] {
+        let out = serve(vars).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{vars:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(named), "{vars:?}: {stderr}");
+    }
+    // A good override takes effect: a rate limit the file does not have.
+    let cmd = serve(&[
+        ("YIWANG__LIMITS__PRINCIPAL_RPS", "0.2"),
+        ("YIWANG__LIMITS__PRINCIPAL_BURST", "1"),
+    ]);
+    let mut node = DemoNode::serve_command(demo.certs().parent().unwrap(), cmd, port, admin)
+        .expect("starts with the overrides");
+    demo.hand_over_dir(&mut node);
+    let system = node.client("gaj-system");
+    assert_eq!(system.get("/v1/whoami").status, 200);
+    let r = system.get("/v1/whoami");
+    assert_eq!(r.status, 429, "{}", r.body);
+}
+
 /// A stop (SIGTERM) closes the listener but lets a request in flight finish and answer,
 /// within `limits.shutdown_grace_s`.
 #[test]

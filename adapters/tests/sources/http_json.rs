@@ -189,6 +189,11 @@ fn answer(
             format!("https://127.0.0.1:{port}/api/linked?limit={limit}&cursor={end}")
         }),
         "/api/elsewhere" => json!({"items": [{"k": 1}], "next": "https://example.invalid/api/x"}),
+        // Echoes the W3C trace context the request carried.
+        "/api/traced" => json!({
+            "items": [{"tp": req.headers().get("traceparent").and_then(|v| v.to_str().ok())}],
+            "next": null
+        }),
         "/api/nested" => json!({"items": [{"k": 1, "s": {"a": [1, 2]}}], "next": null}),
         "/api/fail" => {
             return Response::builder()
@@ -410,4 +415,25 @@ async fn mutual_tls_presents_the_client_certificate() {
         "{err}"
     );
     let _: Arc<dyn Source> = Arc::new(without);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_carry_the_trace_context_the_process_adds() {
+    const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    yiwang_adapters::http_json::set_trace_headers(|h| {
+        h.insert("traceparent", TRACEPARENT.parse().unwrap());
+    });
+    let api = start_api(false).await;
+    let page = api
+        .source(5)
+        .read(ReadRequest {
+            table: "traced".to_string(),
+            columns: vec![field("tp", FieldType::String)],
+            filter: None,
+            limit: 10,
+            cursor: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.rows, [vec![json!(TRACEPARENT)]]);
 }

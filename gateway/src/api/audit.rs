@@ -153,9 +153,12 @@ async fn fan_out(node: &Node, op: impl Fn(u64) -> PeerAudit) -> Vec<Answer> {
 
 async fn ask_peer(node: &Node, addr: &str, op: &PeerAudit) -> Result<Value, String> {
     let url = format!("https://{addr}{PATH_PEER_AUDIT}");
+    let mut trace = reqwest::header::HeaderMap::new();
+    crate::telemetry::inject_current(&mut trace);
     let resp = node
         .peer
         .post(&url)
+        .headers(trace)
         .json(op)
         .timeout(PEER_TIMEOUT)
         .send()

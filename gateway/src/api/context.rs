@@ -11,6 +11,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use serde::de::DeserializeOwned;
+use tracing::Instrument as _;
 use yiwang_catalog::identity::SpiffeId;
 use yiwang_policies::Principal;
 
@@ -57,20 +58,68 @@ pub async fn request_context(
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let dept = match req.extensions().get::<PeerIdentity>().map(|p| p.0.as_ref()) {
+        Some(Ok(id)) => id
+            .dept()
+            .map_or_else(|| "_node".to_string(), str::to_string),
+        _ => "_none".to_string(),
+    };
+    let span = tracing::info_span!(
+        "http.request",
+        otel.name = format!("{method} {route}"),
+        otel.kind = "server",
+        http.request.method = %method,
+        http.route = %route,
+        http.response.status_code = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+        request_id = %id,
+        dept = %dept,
+        trace_id = tracing::field::Empty,
+    );
+    let trace_id = crate::telemetry::adopt_parent(&span, req.headers());
+    if !trace_id.is_empty() {
+        span.record("trace_id", trace_id.as_str());
+    }
     let started = Instant::now();
-    let mut resp = REQUEST_ID.scope(id.clone(), next.run(req)).await;
+    let mut resp = REQUEST_ID
+        .scope(id.clone(), next.run(req))
+        .instrument(span.clone())
+        .await;
+    let status = resp.status().as_u16();
+    span.record("http.response.status_code", status);
+    let took_ms = started.elapsed().as_secs_f64() * 1000.0;
+    span.in_scope(|| {
+        if status >= 500 {
+            span.record("otel.status_code", "ERROR");
+            tracing::warn!(status, took_ms, "request failed");
+        } else {
+            // The access log: off unless `YIWANG_LOG` asks for debug.
+            tracing::debug!(status, took_ms, "request");
+        }
+    });
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-request-id", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&trace_id)
+        && !trace_id.is_empty()
+    {
+        resp.headers_mut().insert("x-trace-id", v);
     }
     let labels = crate::metrics::RequestLabels {
         method,
         route,
-        status: resp.status().as_u16(),
+        status,
+        dept,
     };
     node.metrics.requests.get_or_create(&labels).inc();
+    let latency = crate::metrics::LatencyLabels {
+        method: labels.method,
+        route: labels.route,
+        status,
+    };
     node.metrics
         .request_seconds
-        .get_or_create(&labels)
+        .get_or_create(&latency)
         .observe(started.elapsed().as_secs_f64());
     resp
 }

@@ -8,6 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
 use serde::Deserialize;
+use tracing::Instrument as _;
 use yiwang_adapters::{ReadRequest, ReadResult};
 use yiwang_catalog::filter::{self, Expr};
 use yiwang_catalog::model::{DatasetStatus, FieldType};
@@ -222,6 +223,13 @@ pub async fn read(
             )
         })?;
         let source = node.sources.require(&source_ref.id)?;
+        let span = tracing::info_span!(
+            "source.read",
+            source = %source_ref.id,
+            source.kind = source.kind(),
+            table = %source_ref.table,
+            rows = tracing::field::Empty,
+        );
         let page = source
             .read(ReadRequest {
                 table: source_ref.table.clone(),
@@ -230,7 +238,17 @@ pub async fn read(
                 limit,
                 cursor: p.cursor.clone(),
             })
-            .await?;
+            .instrument(span.clone())
+            .await
+            .inspect_err(|_| {
+                node.metrics
+                    .source_errors
+                    .get_or_create(&crate::metrics::SourceLabels {
+                        source: source_ref.id.clone(),
+                    })
+                    .inc();
+            })?;
+        span.record("rows", page.rows.len());
         let body = render(format, &plan.columns, &page)?;
         audit.event.rows = page.rows.len() as u64;
         audit.event.bytes = body.len() as u64;

@@ -118,16 +118,20 @@ impl AuditLog {
     }
 
     /// Appends a record and returns once it is on disk.
+    #[tracing::instrument(name = "audit.append", skip_all, fields(audit.seq = tracing::field::Empty))]
     pub async fn append(&self, event: AuditEvent) -> Result<AuditRecord> {
         let started = Instant::now();
         let (reply, wait) = oneshot::channel();
-        self.tx
-            .send((event, Some(reply)))
-            .map_err(|_| anyhow!("audit writer has stopped"))?;
+        self.metrics.audit_queue.inc();
+        if self.tx.send((event, Some(reply))).is_err() {
+            self.metrics.audit_queue.dec();
+            bail!("audit writer has stopped");
+        }
         let record = wait
             .await
             .map_err(|_| anyhow!("audit writer has stopped"))?
             .map_err(|e| anyhow!("{e}"))?;
+        tracing::Span::current().record("audit.seq", record.seq);
         self.metrics
             .audit_wait
             .observe(started.elapsed().as_secs_f64());
@@ -137,7 +141,9 @@ impl AuditLog {
     /// Queues a record without waiting for it (completion records, written after the
     /// response). A failure to write it is logged and counted.
     pub fn append_detached(&self, event: AuditEvent) {
+        self.metrics.audit_queue.inc();
         if self.tx.send((event, None)).is_err() {
+            self.metrics.audit_queue.dec();
             tracing::error!("audit writer has stopped; a completion record is lost");
             self.metrics.audit_failures.inc();
         }
@@ -327,6 +333,7 @@ impl Writer {
                     break;
                 }
             }
+            self.metrics.audit_queue.dec_by(batch.len() as i64);
             if self.opts.sync == SyncMode::Each {
                 for one in batch {
                     self.write_batch(vec![one]);

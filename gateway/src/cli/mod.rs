@@ -61,8 +61,9 @@ pub enum Command {
     },
     /// Run a node from a configuration file
     Serve {
-        /// Path to node.toml
-        #[arg(long)]
+        /// Path to node.toml. Any key can be overridden by an environment variable
+        /// `YIWANG__<TABLE>__<KEY>` (e.g. `YIWANG__LIMITS__PRINCIPAL_RPS=50`)
+        #[arg(long, env = "YIWANG_CONFIG")]
         config: PathBuf,
     },
     /// Manage yiwang's certificate authority
@@ -230,6 +231,21 @@ pub enum CertCommand {
         /// Validity in days
         #[arg(long, default_value_t = 825)]
         days: u32,
+    },
+    /// Revoke a certificate: add it to the CA's revocation list (ca.crl.pem beside
+    /// ca.pem, created on first use) and sign the list again. Nodes whose `tls.crl`
+    /// names that file refuse the certificate once they reload it (within
+    /// `tls.reload_interval_s`, or at once on SIGHUP); copy the file to every node.
+    Revoke {
+        /// Directory holding ca.pem and ca.key
+        #[arg(long)]
+        ca: PathBuf,
+        /// The certificate to revoke (PEM)
+        #[arg(long)]
+        cert: PathBuf,
+        /// Why (recorded in the list)
+        #[arg(long, default_value = "unspecified", value_parser = ["unspecified", "key-compromise", "affiliation-changed", "superseded", "cessation-of-operation", "privilege-withdrawn"])]
+        reason: String,
     },
 }
 
@@ -676,7 +692,10 @@ pub fn main() -> i32 {
             return if e.use_stderr() { 2 } else { 0 };
         }
     };
-    init_logging();
+    // A serving node sets up its logs (and traces) from its config, inside the runtime.
+    if !matches!(cli.command, Command::Serve { .. } | Command::Demo { .. }) {
+        crate::telemetry::init_cli_logging();
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         // Requests whose audit record became durable are woken by the audit writer
@@ -700,14 +719,4 @@ pub fn main() -> i32 {
             1
         }
     }
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("YIWANG_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("warn,yiwang_gateway=info,openraft=warn")
-    });
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }

@@ -21,6 +21,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::prelude::{Expr, cast, lit};
 use futures::StreamExt;
+use tracing::Instrument as _;
 use yiwang_catalog::model::{Dataset, Masking};
 use yiwang_policies::ReadPlan;
 
@@ -210,7 +211,8 @@ pub async fn execute(
     // the task — on timeout, or when the client goes away and this future is dropped —
     // drops the stream, which cancels DataFusion's tasks and, through the adapters, the
     // queries running at the sources.
-    let mut task = AbortOnDrop(tokio::spawn(run));
+    let span = tracing::info_span!("query.execute");
+    let mut task = AbortOnDrop(tokio::spawn(run.instrument(span)));
     match tokio::time::timeout(timeout, &mut task).await {
         Ok(Ok(r)) => r,
         Ok(Err(joined)) => Err(ApiError::internal(format!(

@@ -115,6 +115,26 @@ pub(super) fn cert(c: CertCommand) -> Result<i32> {
                 key.display()
             );
         }
+        CertCommand::Revoke { ca, cert, reason } => {
+            use crate::pki::RevocationReason as R;
+            let reason = match reason.as_str() {
+                "key-compromise" => R::KeyCompromise,
+                "affiliation-changed" => R::AffiliationChanged,
+                "superseded" => R::Superseded,
+                "cessation-of-operation" => R::CessationOfOperation,
+                "privilege-withdrawn" => R::PrivilegeWithdrawn,
+                _ => R::Unspecified,
+            };
+            let done = crate::pki::revoke(&ca, &cert, reason)?;
+            println!(
+                "revoked serial {} ({})\n  revocation list {} (number {}, {} certificate(s))\n  nodes with tls.crl = that file refuse it after their next reload",
+                done.serial,
+                cert.display(),
+                done.crl.display(),
+                done.crl_number,
+                done.listed
+            );
+        }
     }
     Ok(0)
 }
