@@ -271,6 +271,24 @@ impl Metrics {
         }
     }
 
+    /// Creates the series whose labels are known at start (the configured sources, the
+    /// reload results) at 0, so that they are exported, and can be graphed and alerted
+    /// on, before the first event.
+    pub fn init_known_labels<'a>(&self, sources: impl Iterator<Item = &'a String>) {
+        for source in sources {
+            let labels = SourceLabels {
+                source: source.clone(),
+            };
+            let _ = self.source_errors.get_or_create(&labels);
+            let _ = self.source_rows.get_or_create(&labels);
+        }
+        for result in ["ok", "failed"] {
+            let _ = self.tls_reloads.get_or_create(&ResultLabels {
+                result: result.into(),
+            });
+        }
+    }
+
     /// The Prometheus text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();

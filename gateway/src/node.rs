@@ -73,6 +73,7 @@ impl Node {
         std::fs::create_dir_all(data)
             .with_context(|| format!("cannot create {}", data.display()))?;
         let metrics = Metrics::new();
+        metrics.init_known_labels(config.sources.keys());
 
         let raft_config = openraft::Config {
             cluster_name: "yiwang".into(),
@@ -205,7 +206,7 @@ impl Node {
     /// follower) and returns its outcome once this node has applied it and its policy
     /// view reflects it, so a grant approved by one request is honoured by the next, on
     /// whichever node.
-    #[tracing::instrument(name = "raft.write", skip_all, fields(raft.index = tracing::field::Empty))]
+    #[tracing::instrument(name = "raft.write", level = "debug", skip_all, fields(raft.index = tracing::field::Empty))]
     pub async fn propose(&self, cmd: Command) -> Result<Outcome, ApiError> {
         let command = serde_json::to_value(&cmd)
             .map_err(|e| ApiError::internal(format!("cannot encode command: {e}")))?;

@@ -5,12 +5,19 @@
 //! audit records becoming durable, source reads) are children through `tracing`. With an
 //! OTLP endpoint configured (`[telemetry] otlp_endpoint`, or the standard
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` variables) the
-//! spans are exported over OTLP/HTTP (protobuf) in batches; without one they are not
-//! recorded, but every request still has a trace id: the one its `traceparent` carries,
-//! or a fresh one. Log lines written while a request runs carry that `trace_id`, and
-//! requests this node makes for it (a write forwarded to the leader, an audit search
-//! fanned out to the other nodes, an HTTP-JSON source) carry the `traceparent`.
+//! spans are exported over OTLP/HTTP (protobuf) in batches. Without one, no OpenTelemetry
+//! machinery runs at all (it costs tens of microseconds of CPU a request), but every
+//! request still has a trace id: the one its `traceparent` carries, or a fresh one. Log
+//! lines written while a request runs carry that `trace_id`, and requests this node makes
+//! for it (a write forwarded to the leader, an audit search fanned out to the other
+//! nodes, an HTTP-JSON source) carry a `traceparent`: this node's span when exporting,
+//! else the caller's, passed on.
+//!
+//! The request span is at INFO (the logs need its fields); the spans under it are at
+//! DEBUG, so that they cost nothing unless they are exported or `YIWANG_LOG` asks for
+//! them.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
@@ -114,6 +121,15 @@ impl TelemetryConfig {
     }
 }
 
+/// Whether this process exports spans (the OpenTelemetry layer is installed).
+static EXPORTING: AtomicBool = AtomicBool::new(false);
+
+tokio::task_local! {
+    /// Without export: the `traceparent` the caller sent, passed on to the requests this
+    /// node makes for it.
+    static CALLER_TRACEPARENT: Option<String>;
+}
+
 /// Flushes and stops the exporter when dropped (at the end of `serve`).
 pub struct Guard {
     provider: Option<SdkTracerProvider>,
@@ -134,6 +150,23 @@ fn log_filter() -> tracing_subscriber::EnvFilter {
     })
 }
 
+/// The log lines on stderr, as text or JSON, filtered by `YIWANG_LOG`.
+fn log_layer<S>(format: LogFormat) -> Box<dyn tracing_subscriber::Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => fmt.with_filter(log_filter()).boxed(),
+        LogFormat::Json => fmt
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_filter(log_filter())
+            .boxed(),
+    }
+}
+
 /// Logging for commands that do not serve: text on stderr.
 pub fn init_cli_logging() {
     let _ = tracing_subscriber::fmt()
@@ -146,75 +179,71 @@ pub fn init_cli_logging() {
 /// call (several nodes in one process, in tests) keeps the first set-up.
 pub fn init_node(cfg: &TelemetryConfig) -> Result<Guard> {
     yiwang_adapters::http_json::set_trace_headers(inject_current);
-    let mut builder = SdkTracerProvider::builder().with_resource(
-        opentelemetry_sdk::Resource::builder()
-            .with_service_name(cfg.service_name.clone())
-            .build(),
-    );
-    let exports = cfg.exports();
-    if exports {
-        let mut exporter = opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .with_timeout(Duration::from_secs(10));
-        if let Some(url) = cfg.traces_url() {
-            exporter = exporter.with_endpoint(url);
-        }
-        let exporter = exporter
-            .build()
-            .context("telemetry: cannot set up the OTLP exporter")?;
-        let batch = BatchConfigBuilder::default()
-            .with_scheduled_delay(Duration::from_millis(cfg.export_interval_ms))
-            .build();
-        let processor =
-            opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor::builder(
-                exporter,
-                opentelemetry_sdk::runtime::Tokio,
-            )
-            .with_batch_config(batch)
-            .build();
-        builder = builder
-            .with_span_processor(processor)
-            .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
-                cfg.sample_ratio,
-            ))));
-    } else {
-        // Nothing is exported: spans still get ids (for logs and propagation) but are
-        // not recorded.
-        builder = builder.with_sampler(Sampler::AlwaysOff);
+    if !cfg.exports() {
+        let _ = tracing_subscriber::registry()
+            .with(log_layer(cfg.log_format))
+            .try_init();
+        return Ok(Guard { provider: None });
     }
-    let provider = builder.build();
-    let tracer = provider.tracer("yiwang");
-    // Traces take the node's own spans whatever the log level says.
+    let mut exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+        .with_timeout(Duration::from_secs(10));
+    if let Some(url) = cfg.traces_url() {
+        exporter = exporter.with_endpoint(url);
+    }
+    let exporter = exporter
+        .build()
+        .context("telemetry: cannot set up the OTLP exporter")?;
+    let batch = BatchConfigBuilder::default()
+        .with_scheduled_delay(Duration::from_millis(cfg.export_interval_ms))
+        .build();
+    let processor =
+        opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor::builder(
+            exporter,
+            opentelemetry_sdk::runtime::Tokio,
+        )
+        .with_batch_config(batch)
+        .build();
+    let provider = SdkTracerProvider::builder()
+        .with_resource(
+            opentelemetry_sdk::Resource::builder()
+                .with_service_name(cfg.service_name.clone())
+                .build(),
+        )
+        .with_span_processor(processor)
+        .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
+            cfg.sample_ratio,
+        ))))
+        .build();
+    // The node's own spans, DEBUG ones included, whatever the log level says; events
+    // stay in the logs.
     let otel = tracing_opentelemetry::layer()
-        .with_tracer(tracer)
+        .with_tracer(provider.tracer("yiwang"))
         .with_tracked_inactivity(false)
         .with_threads(false)
-        .with_filter(
-            tracing_subscriber::filter::Targets::new()
-                .with_target("yiwang_gateway", tracing::Level::INFO)
-                .with_target("yiwang_policies", tracing::Level::INFO)
-                .with_target("yiwang_adapters", tracing::Level::INFO),
-        );
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
-    let fmt = match cfg.log_format {
-        LogFormat::Text => fmt.boxed(),
-        LogFormat::Json => fmt
-            .json()
-            .with_current_span(true)
-            .with_span_list(false)
-            .boxed(),
-    };
+        .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+            meta.is_span()
+                && *meta.level() <= tracing::Level::DEBUG
+                && ["yiwang_gateway", "yiwang_policies", "yiwang_adapters"]
+                    .iter()
+                    .any(|t| meta.target().starts_with(t))
+        }));
     let installed = tracing_subscriber::registry()
         .with(otel)
-        .with(fmt.with_filter(log_filter()))
+        .with(log_layer(cfg.log_format))
         .try_init()
         .is_ok();
-    if installed && exports {
-        tracing::info!("exporting traces over OTLP/HTTP");
+    if !installed {
+        // Another node of this process set up first (tests); it decides.
+        let _ = provider.shutdown();
+        return Ok(Guard { provider: None });
     }
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    EXPORTING.store(true, Ordering::Relaxed);
+    tracing::info!("exporting traces over OTLP/HTTP");
     Ok(Guard {
-        provider: installed.then_some(provider),
+        provider: Some(provider),
     })
 }
 
@@ -243,28 +272,92 @@ impl Injector for HeaderInjector<'_> {
     }
 }
 
-/// Makes `span` a child of the `traceparent` in `headers` (if any) and returns the
-/// trace id it belongs to, as 32 hex digits.
-pub fn adopt_parent(span: &tracing::Span, headers: &http::HeaderMap) -> String {
-    let parent = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
-    let remote = parent.span().span_context().clone();
-    let _ = span.set_parent(parent);
-    let own = span.context().span().span_context().trace_id();
-    if own != opentelemetry::trace::TraceId::INVALID {
-        own.to_string()
-    } else if remote.is_valid() {
-        // Not set up for tracing (a node in a test process whose subscriber is
-        // another's): still name the caller's trace.
-        remote.trace_id().to_string()
-    } else {
-        String::new()
+/// The trace a request belongs to: makes `span` a child of the caller's `traceparent`
+/// (when exporting) and returns the trace id (32 hex digits) and, when not exporting,
+/// the caller's `traceparent` to pass on (see [`with_caller_trace`]).
+pub fn adopt_parent(span: &tracing::Span, headers: &http::HeaderMap) -> (String, Option<String>) {
+    if EXPORTING.load(Ordering::Relaxed) {
+        let parent = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
+        let _ = span.set_parent(parent);
+        let own = span.context().span().span_context().trace_id();
+        if own != opentelemetry::trace::TraceId::INVALID {
+            return (own.to_string(), None);
+        }
+    }
+    match headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_traceparent)
+    {
+        Some((trace, raw)) => (trace, Some(raw)),
+        None => (uuid::Uuid::new_v4().simple().to_string(), None),
     }
 }
 
-/// Adds the current span's `traceparent` to an outgoing request's headers.
+/// A valid W3C `traceparent` (version 00): its trace id and the header itself.
+fn parse_traceparent(v: &str) -> Option<(String, String)> {
+    let parts: Vec<&str> = v.trim().split('-').collect();
+    let hex = |s: &str, n: usize| {
+        s.len() == n
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            && s.bytes().any(|b| b != b'0')
+    };
+    match parts.as_slice() {
+        [version, trace, parent, flags]
+            if *version == "00" && hex(trace, 32) && hex(parent, 16) && flags.len() == 2 =>
+        {
+            Some((trace.to_string(), v.trim().to_string()))
+        }
+        _ => None,
+    }
+}
+
+/// Runs `fut` with the caller's `traceparent` (from [`adopt_parent`]) available to
+/// [`inject_current`].
+pub async fn with_caller_trace<F: std::future::Future>(
+    caller: Option<String>,
+    fut: F,
+) -> F::Output {
+    CALLER_TRACEPARENT.scope(caller, fut).await
+}
+
+/// Adds a `traceparent` to an outgoing request's headers: the current span's when
+/// exporting, else the caller's.
 pub fn inject_current(headers: &mut http::HeaderMap) {
-    let cx = tracing::Span::current().context();
-    if cx.span().span_context().is_valid() {
-        TraceContextPropagator::new().inject_context(&cx, &mut HeaderInjector(headers));
+    if EXPORTING.load(Ordering::Relaxed) {
+        let cx = tracing::Span::current().context();
+        if cx.span().span_context().is_valid() {
+            TraceContextPropagator::new().inject_context(&cx, &mut HeaderInjector(headers));
+        }
+        return;
+    }
+    let caller = CALLER_TRACEPARENT.try_with(|c| c.clone()).ok().flatten();
+    if let Some(v) = caller.and_then(|c| http::HeaderValue::from_str(&c).ok()) {
+        headers.insert("traceparent", v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_traceparent;
+
+    #[test]
+    fn traceparent_headers_are_checked() {
+        let ok = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(
+            parse_traceparent(ok).map(|(t, _)| t).as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        for bad in [
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "garbage",
+        ] {
+            assert!(parse_traceparent(bad).is_none(), "{bad}");
+        }
     }
 }

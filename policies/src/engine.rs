@@ -351,6 +351,7 @@ impl PolicyEngine {
     /// object owned by `owner`).
     #[tracing::instrument(
         name = "policy.decide",
+        level = "debug",
         skip_all,
         fields(principal = %who.id, action = ?act, dataset = dataset.map(|d| d.id.as_str()))
     )]

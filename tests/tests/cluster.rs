@@ -597,6 +597,47 @@ fn backup_and_restore_into_a_new_cluster() {
         total,
         c.api(1, "gaj-system").get("/v1/datasets?limit=1").json()["total"]
     );
+
+    // Disaster: two of three nodes gone, no quorum. A backup needs one, unless taken
+    // from the survivor's own state with --stale (what the disaster-recovery runbook
+    // does before founding a new cluster on it).
+    let mut c = c;
+    c.kill(1);
+    c.kill(2);
+    let backup = |file: &std::path::Path, stale: bool| {
+        let mut cmd = std::process::Command::new(binary());
+        cmd.args(["backup", "--out"]).arg(file);
+        if stale {
+            cmd.arg("--stale");
+        }
+        cmd.env("YIWANG_SERVER", format!("https://{}:{}", c.ip(3), c.port))
+            .env("YIWANG_CA", certs.join("ca.pem"))
+            .env("YIWANG_CERT", certs.join("admin.pem"))
+            .env("YIWANG_KEY", certs.join("admin.key"))
+            .output()
+            .unwrap()
+    };
+    let survivor = c.dir.join("survivor.backup");
+    let out = backup(&survivor, false);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("503") || stderr.contains("quorum"),
+        "{stderr}"
+    );
+    assert!(!survivor.exists());
+    let out = backup(&survivor, true);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let saved: Value = serde_json::from_slice(&std::fs::read(&survivor).unwrap()).unwrap();
+    assert_eq!(
+        saved["state"]["datasets"][format!("{DEPT}-74001")]["title"],
+        "backed up"
+    );
+    assert_eq!(saved["consistency"], "stale");
 }
 
 /// Promoting a learner that has not caught up (here: one that cannot be reached) would

@@ -200,10 +200,26 @@ fn a_read_is_traced_from_the_callers_span_through_policy_audit_and_source() {
 }
 
 #[test]
-fn metrics_show_requests_by_department_raft_role_and_audit_queue() {
+fn metrics_and_trace_ids_without_an_exporter() {
     let node = DemoNode::start();
     let api = node.client("dsj-system");
     assert_eq!(api.read(RECORDS, "safety-check").status, 200);
+
+    // Not exporting (no endpoint): requests still name their trace, the caller's if it
+    // sent a valid traceparent, else a fresh one.
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let with = |tp: &str| {
+        api.send(
+            api.req(reqwest::Method::GET, "/v1/whoami")
+                .header("traceparent", tp),
+        )
+        .header("x-trace-id")
+        .unwrap()
+    };
+    assert_eq!(with(&traceparent(trace, "00f067aa0ba902b7")), trace);
+    let fresh = with("00-not-a-trace-01");
+    assert!(fresh.len() == 32 && fresh != trace, "{fresh}");
+    assert_ne!(with("garbage"), fresh, "each request its own");
     assert_eq!(api.get("/v1/datasets/no-such").status, 404);
     let metrics = node.admin_get("/metrics");
     assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
@@ -228,6 +244,47 @@ fn metrics_show_requests_by_department_raft_role_and_audit_queue() {
     has("yiwang_audit_queue_depth 0");
     has("yiwang_audit_fsync_seconds_bucket");
     has(r#"yiwang_policy_decisions_total{action="records.read",decision="allow"} 1"#);
+
+    // The Grafana dashboard (ops/grafana/yiwang.json) queries only metrics a node
+    // exports, each under the name its type gives it.
+    let dashboard = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ops/grafana/yiwang.json"),
+    )
+    .unwrap();
+    let dashboard: Value = serde_json::from_str(&dashboard).unwrap();
+    let mut queried = std::collections::BTreeSet::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"].as_str().unwrap();
+            let mut rest = expr;
+            while let Some(at) = rest.find("yiwang_") {
+                let name: String = rest[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                rest = &rest[at + name.len()..];
+                queried.insert(name);
+            }
+        }
+    }
+    assert!(queried.len() >= 20, "{queried:?}");
+    for name in &queried {
+        let typed = |base: &str, kind: &str| metrics.contains(&format!("# TYPE {base} {kind}\n"));
+        let ok = if let Some(base) = name.strip_suffix("_total") {
+            typed(base, "counter")
+        } else if let Some(base) = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s))
+        {
+            typed(base, "histogram")
+        } else {
+            typed(name, "gauge")
+        };
+        assert!(
+            ok,
+            "the dashboard queries {name}, which /metrics does not export"
+        );
+    }
 }
 
 #[test]

@@ -144,11 +144,14 @@ pub async fn remove(
 }
 
 /// A consistent copy of the catalog: taken after a linearizable read barrier, so it
-/// holds every write acknowledged before the request.
+/// holds every write acknowledged before the request. With `?consistency=stale` it is
+/// this node's own state, without a quorum (disaster recovery), and says so.
 pub async fn backup(
     State(node): State<Arc<Node>>,
+    consistency: Option<axum::Extension<super::context::ReadConsistency>>,
     caller: Caller,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    let stale = consistency.is_some_and(|c| c.stale);
     let mut audit = Audited::new(&caller, "cluster.backup");
     let result = async {
         admin(&node, &caller).await?;
@@ -161,6 +164,7 @@ pub async fn backup(
             "taken_at": yiwang_catalog::clock::now(),
             "node": node.config.node_id,
             "applied_index": applied,
+            "consistency": if stale { "stale" } else { "linearizable" },
             "state": state,
         }))
     }

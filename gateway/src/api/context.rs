@@ -76,13 +76,14 @@ pub async fn request_context(
         dept = %dept,
         trace_id = tracing::field::Empty,
     );
-    let trace_id = crate::telemetry::adopt_parent(&span, req.headers());
-    if !trace_id.is_empty() {
-        span.record("trace_id", trace_id.as_str());
-    }
+    let (trace_id, caller_trace) = crate::telemetry::adopt_parent(&span, req.headers());
+    span.record("trace_id", trace_id.as_str());
     let started = Instant::now();
     let mut resp = REQUEST_ID
-        .scope(id.clone(), next.run(req))
+        .scope(
+            id.clone(),
+            crate::telemetry::with_caller_trace(caller_trace, next.run(req)),
+        )
         .instrument(span.clone())
         .await;
     let status = resp.status().as_u16();
@@ -100,9 +101,7 @@ pub async fn request_context(
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-request-id", v);
     }
-    if let Ok(v) = HeaderValue::from_str(&trace_id)
-        && !trace_id.is_empty()
-    {
+    if let Ok(v) = HeaderValue::from_str(&trace_id) {
         resp.headers_mut().insert("x-trace-id", v);
     }
     let labels = crate::metrics::RequestLabels {
@@ -377,5 +376,13 @@ pub async fn consistency(
     if let Err(e) = node.read_barrier(stale).await {
         return e.into_response();
     }
+    req.extensions_mut().insert(ReadConsistency { stale });
     next.run(req).await
+}
+
+/// How the request's read barrier was passed (`?consistency=`), for handlers that
+/// record it.
+#[derive(Clone, Copy, Debug)]
+pub struct ReadConsistency {
+    pub stale: bool,
 }

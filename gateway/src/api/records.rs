@@ -223,7 +223,7 @@ pub async fn read(
             )
         })?;
         let source = node.sources.require(&source_ref.id)?;
-        let span = tracing::info_span!(
+        let span = tracing::debug_span!(
             "source.read",
             source = %source_ref.id,
             source.kind = source.kind(),

@@ -118,7 +118,7 @@ impl AuditLog {
     }
 
     /// Appends a record and returns once it is on disk.
-    #[tracing::instrument(name = "audit.append", skip_all, fields(audit.seq = tracing::field::Empty))]
+    #[tracing::instrument(name = "audit.append", level = "debug", skip_all, fields(audit.seq = tracing::field::Empty))]
     pub async fn append(&self, event: AuditEvent) -> Result<AuditRecord> {
         let started = Instant::now();
         let (reply, wait) = oneshot::channel();

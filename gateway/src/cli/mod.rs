@@ -179,6 +179,11 @@ pub enum Command {
         /// Output file
         #[arg(long)]
         out: PathBuf,
+        /// Copy the node's own state without asking a quorum: for disaster recovery
+        /// when the cluster has lost its majority. It holds every write this node has
+        /// applied, which may miss the last ones the lost nodes acknowledged
+        #[arg(long)]
+        stale: bool,
         #[command(flatten)]
         conn: Connection,
     },

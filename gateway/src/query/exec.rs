@@ -211,7 +211,7 @@ pub async fn execute(
     // the task — on timeout, or when the client goes away and this future is dropped —
     // drops the stream, which cancels DataFusion's tasks and, through the adapters, the
     // queries running at the sources.
-    let span = tracing::info_span!("query.execute");
+    let span = tracing::debug_span!("query.execute");
     let mut task = AbortOnDrop(tokio::spawn(run.instrument(span)));
     match tokio::time::timeout(timeout, &mut task).await {
         Ok(Ok(r)) => r,

@@ -108,8 +108,13 @@ pub async fn run(cmd: Command) -> Result<i32> {
         }
         Command::Cert(c) => cert(c),
         Command::Cluster(c) => cluster(c).await,
-        Command::Backup { out, conn } => {
-            let v = Client::new(&conn)?.get("/v1/cluster/backup").await?;
+        Command::Backup { out, stale, conn } => {
+            let path = if stale {
+                "/v1/cluster/backup?consistency=stale"
+            } else {
+                "/v1/cluster/backup"
+            };
+            let v = Client::new(&conn)?.get(path).await?;
             let bytes = serde_json::to_vec(&v)?;
             crate::pki::write_file(&out, &bytes, 0o600)?;
             let s = &v["state"];
