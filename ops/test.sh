@@ -47,23 +47,29 @@ faketime -f +2d true || die "faketime does not work here"
 command -v python3 >/dev/null || die "python3 is required (apt-get install python3 python3-venv)"
 
 # The discovery tests drive the real ckanapi client and parse the DCAT-AP export with
-# rdflib, both from PyPI, in a venv kept outside the clone.
-say "Python test packages (ckanapi, rdflib) in a venv"
+# rdflib, and the API test runs schemathesis against a live node: all from PyPI, in a
+# venv kept outside the clone.
+say "Python test packages (ckanapi, rdflib, schemathesis) in a venv"
 venv=${YIWANG_TEST_VENV:-$HOME/.cache/yiwang-test-venv}
-if ! "$venv/bin/python" -c 'import ckanapi, rdflib' 2>/dev/null; then
+packages=('ckanapi==4.11' 'rdflib==7.6.0' 'schemathesis==4.32.5')
+have_packages() {
+    "$venv/bin/python" -c 'import ckanapi, rdflib' 2>/dev/null \
+        && [ "$("$venv/bin/schemathesis" --version 2>/dev/null)" = "schemathesis, version 4.32.5" ]
+}
+if ! have_packages; then
     if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
         command -v apt-get >/dev/null || die "python3 venv support is missing and apt-get is not available: install python3-venv"
         DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv >/tmp/test-venv-apt.log 2>&1 \
             || { tail -20 /tmp/test-venv-apt.log >&2; die "cannot install python3-venv"; }
     fi
-    rm -rf "$venv"
-    python3 -m venv "$venv" || die "cannot create the venv $venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check 'ckanapi==4.11' 'rdflib==7.6.0' \
-        || die "cannot install ckanapi and rdflib from PyPI into $venv"
+    [ -x "$venv/bin/pip" ] || python3 -m venv "$venv" || die "cannot create the venv $venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "${packages[@]}" \
+        || die "cannot install ${packages[*]} from PyPI into $venv"
 fi
-"$venv/bin/python" -c 'import ckanapi, rdflib' || die "the venv $venv lacks ckanapi or rdflib"
+have_packages || die "the venv $venv lacks one of ${packages[*]}"
 export YIWANG_TEST_PYTHON="$venv/bin/python"
-echo "Python: $YIWANG_TEST_PYTHON" >&2
+export YIWANG_TEST_SCHEMATHESIS="$venv/bin/schemathesis"
+echo "Python: $YIWANG_TEST_PYTHON, schemathesis: $YIWANG_TEST_SCHEMATHESIS" >&2
 
 say "test databases (PostgreSQL, MariaDB) in a throwaway directory"
 dbdir=$(mktemp -d "${TMPDIR:-/tmp}/yiwang-testdb.XXXXXX")

@@ -21,6 +21,9 @@ pub enum AdapterError {
     /// The request cannot be run as asked (bad table or column name, bad limit).
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// The source has no such table (asked for by name, e.g. to import its columns).
+    #[error("source '{source_id}' has no table '{table}'")]
+    NoSuchTable { source_id: String, table: String },
     /// The source answered with an error (missing table or column, SQL error).
     #[error("source '{source_id}' failed: {message}")]
     Source { source_id: String, message: String },
@@ -37,13 +40,14 @@ impl AdapterError {
     ///   and another node may serve it; 404 would wrongly say the dataset is missing.
     /// - `Unavailable` → 503, `Timeout` → 504, `Source` → 502: the department source
     ///   is the upstream of the gateway.
-    /// - `BadCursor`, `InvalidRequest` → 400.
+    /// - `BadCursor`, `InvalidRequest` → 400; `NoSuchTable` → 404.
     /// - `Config` → 500 (never expected on a request path).
     pub fn http_status(&self) -> u16 {
         match self {
             AdapterError::UnknownSource(_) | AdapterError::Unavailable { .. } => 503,
             AdapterError::Timeout { .. } => 504,
             AdapterError::BadCursor(_) | AdapterError::InvalidRequest(_) => 400,
+            AdapterError::NoSuchTable { .. } => 404,
             AdapterError::Source { .. } => 502,
             AdapterError::Config(_) => 500,
         }
@@ -57,6 +61,7 @@ impl AdapterError {
             AdapterError::Timeout { .. } => "source_timeout",
             AdapterError::BadCursor(_) => "bad_cursor",
             AdapterError::InvalidRequest(_) => "invalid_request",
+            AdapterError::NoSuchTable { .. } => "no_such_table",
             AdapterError::Source { .. } => "source_error",
             AdapterError::Config(_) => "invalid_config",
         }

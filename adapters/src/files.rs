@@ -147,22 +147,27 @@ impl Source for FileSource {
         &self,
         table: &str,
     ) -> BoxFuture<'static, Result<Vec<(String, FieldType)>, AdapterError>> {
-        let columns = self
-            .file(table)
-            .and_then(|path| self.file_schema(&path))
-            .map(|schema| {
-                schema
-                    .fields()
-                    .iter()
-                    .map(|f| {
-                        let field_type = match self.format {
-                            FileFormat::Csv { .. } => FieldType::String,
-                            FileFormat::Parquet => field_type_of(f.data_type()),
-                        };
-                        (f.name().clone(), field_type)
-                    })
-                    .collect()
-            });
+        // Asked for by name: a missing file is a table that does not exist.
+        let file = self.file(table).map_err(|e| match e {
+            AdapterError::Unavailable { source_id, .. } => AdapterError::NoSuchTable {
+                source_id,
+                table: table.to_string(),
+            },
+            other => other,
+        });
+        let columns = file.and_then(|path| self.file_schema(&path)).map(|schema| {
+            schema
+                .fields()
+                .iter()
+                .map(|f| {
+                    let field_type = match self.format {
+                        FileFormat::Csv { .. } => FieldType::String,
+                        FileFormat::Parquet => field_type_of(f.data_type()),
+                    };
+                    (f.name().clone(), field_type)
+                })
+                .collect()
+        });
         Box::pin(async move { columns })
     }
 

@@ -258,9 +258,9 @@ impl Inner {
             .await
             .map_err(|_| self.timeout())??;
         if rows.is_empty() {
-            return Err(AdapterError::Source {
+            return Err(AdapterError::NoSuchTable {
                 source_id: self.id.clone(),
-                message: format!("no such table: {table}"),
+                table: table.to_string(),
             });
         }
         Ok(rows

@@ -180,9 +180,9 @@ impl Inner {
             })
             .await?;
         if columns.is_empty() {
-            return Err(AdapterError::Source {
+            return Err(AdapterError::NoSuchTable {
                 source_id,
-                message: format!("no such table: {table}"),
+                table: table.to_string(),
             });
         }
         Ok(columns

@@ -133,6 +133,52 @@ impl Node {
         }
     }
 
+    /// Refuses a learner whose address is another member's, or at which another node
+    /// answers: Raft would then send a node its own messages under a second id (found
+    /// by schemathesis: adding this node's own address as a new learner panicked the
+    /// Raft core).
+    async fn check_new_member(&self, id: u64, addr: &str) -> Result<(), ApiError> {
+        let conflict = |msg: String| ApiError::new(StatusCode::CONFLICT, "conflict", msg);
+        let membership = self
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .clone();
+        for (member, node) in membership.nodes() {
+            if *member != id && node.addr == addr {
+                return Err(conflict(format!(
+                    "{addr} is the address of node {member}; a node is added with its own address"
+                )));
+            }
+        }
+        if id == self.config.node_id || addr == self.config.advertise_addr() {
+            return Err(conflict(format!(
+                "node {} at {} is this node, already a member",
+                self.config.node_id,
+                self.config.advertise_addr()
+            )));
+        }
+        // Whoever answers at the address must be node `id` (an unreachable node is
+        // allowed: it may not be started yet; it will have to be this one to join).
+        let url = format!("https://{addr}/raft/status");
+        if let Ok(Ok(resp)) = tokio::time::timeout(
+            Duration::from_secs(2),
+            self.peer.get(&url).timeout(Duration::from_secs(2)).send(),
+        )
+        .await
+            && let Ok(status) = resp.json::<serde_json::Value>().await
+            && let Some(there) = status["node"].as_u64()
+            && there != id
+        {
+            return Err(conflict(format!(
+                "node {there} answers at {addr}, not node {id}"
+            )));
+        }
+        Ok(())
+    }
+
     /// Runs `op` if this node is the leader.
     async fn run_local(&self, op: &LeaderOp) -> Result<LeaderReply, Attempt> {
         match op {
@@ -162,6 +208,9 @@ impl Node {
                 )))),
             },
             LeaderOp::AddLearner { id, addr } => {
+                if let Err(e) = self.check_new_member(*id, addr).await {
+                    return Err(Attempt::Failed(e));
+                }
                 let node = BasicNode { addr: addr.clone() };
                 match self.raft.add_learner(*id, node, true).await {
                     Ok(resp) => Ok(LeaderReply::Membership {

@@ -171,6 +171,13 @@ pub struct Limits {
     pub shutdown_grace_s: u64,
     /// How long a client may take to send a request's headers (seconds).
     pub header_read_timeout_s: u64,
+    /// How long a client may take to send a request's body (seconds); slower: 408
+    /// `body_timeout` (slow-client protection).
+    pub body_timeout_s: u64,
+    /// How long a request may take until its answer starts (seconds); longer: 503
+    /// `request_timeout`. Streaming the answer is not counted; queries have their own
+    /// `query.timeout_ms`.
+    pub request_timeout_s: u64,
 }
 
 impl Default for Limits {
@@ -189,6 +196,8 @@ impl Default for Limits {
             dept_concurrency: 0,
             shutdown_grace_s: 30,
             header_read_timeout_s: 30,
+            body_timeout_s: 30,
+            request_timeout_s: 60,
         }
     }
 }
@@ -418,8 +427,14 @@ impl NodeConfig {
                 );
             }
         }
-        if self.limits.header_read_timeout_s == 0 {
-            bail!("limits.header_read_timeout_s must be at least 1");
+        for (key, secs) in [
+            ("header_read_timeout_s", self.limits.header_read_timeout_s),
+            ("body_timeout_s", self.limits.body_timeout_s),
+            ("request_timeout_s", self.limits.request_timeout_s),
+        ] {
+            if secs == 0 {
+                bail!("limits.{key} must be at least 1 (seconds)");
+            }
         }
         for (key, burst) in [
             ("principal_burst", self.limits.principal_burst),

@@ -118,6 +118,9 @@ impl DemoNode {
     ) -> Result<DemoNode> {
         let log = dir.join(format!("test-serve-{port}.log"));
         let log_file = std::fs::File::create(&log)?;
+        // Its own process group, so that stopping it also stops what a wrapper (e.g.
+        // `faketime`, which forks rather than execs) started.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let child = cmd
             .stdout(log_file.try_clone()?)
             .stderr(log_file)
@@ -223,6 +226,7 @@ impl DemoNode {
                 .arg("-TERM")
                 .arg(child.id().to_string())
                 .status();
+            signal_group(&child, "-TERM");
             let deadline = Instant::now() + Duration::from_secs(20);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {
@@ -230,14 +234,16 @@ impl DemoNode {
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
+            signal_group(&child, "-KILL");
             let _ = child.kill();
             let _ = child.wait();
         }
     }
 
-    /// Kills the node with SIGKILL (a crash).
+    /// Kills the node with SIGKILL (a crash), with anything its command started.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
+            signal_group(&child, "-KILL");
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -296,6 +302,15 @@ impl DemoNode {
         let _ = s.read_to_string(&mut buf);
         buf
     }
+}
+
+/// Sends `signal` to the process group a served node leads (see `serve_command`); a
+/// demo started by `start_on` is not a group leader, and the call then finds no group.
+fn signal_group(child: &std::process::Child, signal: &str) {
+    let _ = Command::new("kill")
+        .args([signal, "--", &format!("-{}", child.id())])
+        .stderr(Stdio::null())
+        .status();
 }
 
 impl Drop for DemoNode {
@@ -481,7 +496,7 @@ pub fn url_encode(s: &str) -> String {
 pub fn required_env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
         panic!(
-            "{name} is not set: run the tests with ops/test.sh (databases: `ops/testdb.sh start DIR && . DIR/env`; Python: `ops/test.sh` creates the venv and sets YIWANG_TEST_PYTHON)"
+            "{name} is not set: run the tests with ops/test.sh (databases: `ops/testdb.sh start DIR && . DIR/env`; Python: `ops/test.sh` creates the venv and sets YIWANG_TEST_PYTHON and YIWANG_TEST_SCHEMATHESIS)"
         )
     })
 }

@@ -159,6 +159,73 @@ fn environment_overrides_are_applied_and_checked() {
     assert_eq!(r.status, 429, "{}", r.body);
 }
 
+/// Sends the headers of a POST announcing `announced` body bytes and only `sent` of
+/// them, then waits for the node's answer (as a slow or stalled client would).
+fn stalled_body(node: &DemoNode, announced: usize, sent: usize) -> (String, std::time::Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let c = node.certs();
+    let cfg = yiwang_tests::tls_config(
+        &c.join("ca.pem"),
+        &c.join("gaj-steward.pem"),
+        &c.join("gaj-steward.key"),
+    );
+    let port: u16 = node.base().rsplit(':').next().unwrap().parse().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg));
+        let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let mut tls = connector.connect(name, tcp).await.unwrap();
+        let head = format!(
+            "POST /v1/datasets HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {announced}\r\n\r\n"
+        );
+        tls.write_all(head.as_bytes()).await.unwrap();
+        tls.write_all(&b"{".repeat(sent)).await.unwrap();
+        tls.flush().await.unwrap();
+        let started = Instant::now();
+        let mut buf = vec![0; 4096];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(20), tls.read(&mut buf))
+            .await
+            .expect("the node answers a stalled body")
+            .unwrap_or(0);
+        (String::from_utf8_lossy(&buf[..n]).into_owned(), started.elapsed())
+    })
+}
+
+/// A client that does not finish sending its body gets 408 after `body_timeout_s`; a
+/// request that takes longer than `request_timeout_s` to answer gets 503; the node
+/// serves others meanwhile and after.
+#[test]
+fn slow_bodies_and_slow_requests_are_cut_off() {
+    let node = DemoNode::start().serve_again("timeouts.toml", |cfg| {
+        let limits = limits(cfg);
+        limits["body_timeout_s"] = toml::Value::Integer(1);
+        limits["request_timeout_s"] = toml::Value::Integer(3);
+    });
+    let (answer, took) = stalled_body(&node, 200, 10);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("body_timeout"), "{answer}");
+    assert!(answer.contains("limits.body_timeout_s"), "{answer}");
+    assert!(took < std::time::Duration::from_secs(10), "{took:?}");
+
+    // About 8 s of work; cut at 3.
+    let in_flight = slow_query_in_flight(&node, 70);
+    let r = node.client("gaj-system").get("/v1/whoami");
+    assert_eq!(r.status, 200, "others are served meanwhile");
+    let (slow, _) = in_flight.join().unwrap();
+    assert_eq!(slow.status, 503, "{}", slow.body);
+    assert_eq!(slow.code(), "request_timeout");
+    assert!(
+        slow.message().contains("limits.request_timeout_s"),
+        "{}",
+        slow.body
+    );
+    assert_eq!(node.client("dsj-system").get("/v1/whoami").status, 200);
+}
+
 /// A stop (SIGTERM) closes the listener but lets a request in flight finish and answer,
 /// within `limits.shutdown_grace_s`.
 #[test]

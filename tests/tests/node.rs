@@ -119,6 +119,25 @@ fn admin_endpoints_and_cluster_status() {
         spec["paths"]["/v1/datasets/{id}/records"].is_object(),
         "{spec}"
     );
+
+    // A learner at a member's address (here this node's own) would make Raft send the
+    // node its own messages under a second id: refused, and the node keeps serving.
+    let admin = node.client("admin");
+    let own = node.base().trim_start_matches("https://").to_string();
+    let r = admin.post(
+        "/v1/cluster/learners",
+        &json!({"id": 62104722, "addr": own}),
+    );
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(r.message().contains("node 1"), "{}", r.body);
+    let c = node.client("gaj-system").get("/v1/cluster").json();
+    assert_eq!(c["members"].as_array().unwrap().len(), 1, "{c}");
+    // Raft still commits.
+    let r = admin.put(
+        "/v1/search/synonyms",
+        &json!({"groups": [["小电驴", "电动自行车"]]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
 }
 
 #[test]

@@ -305,7 +305,8 @@ pub async fn lists_columns(server: Server) {
         .collect();
     assert_eq!(columns, expected);
     let err = source.list_columns("no_such_table").await.unwrap_err();
-    assert!(matches!(err, AdapterError::Source { .. }), "{err}");
+    assert!(matches!(err, AdapterError::NoSuchTable { .. }), "{err}");
+    assert_eq!(err.http_status(), 404);
     server.drop_tables(&[&table]).await;
 }
 

@@ -91,16 +91,72 @@ impl From<ApiError> for CkanError {
 
 type Params = Map<String, Value>;
 
+/// CKAN's `help` link of an action.
+fn help_url(node: &Node, name: &str) -> String {
+    format!(
+        "https://{}/api/3/action/help_show?name={name}",
+        node.config.advertise_addr()
+    )
+}
+
+/// The CKAN envelope of an error.
+fn error_body(help: String, e: &CkanError) -> Value {
+    let mut error = json!({"__type": e.kind, "message": e.message});
+    if let Some(field) = e.field {
+        error[field] = json!([e.message]);
+    }
+    json!({"help": help, "success": false, "error": error})
+}
+
+/// Puts the errors of the layers around the actions (identity, rate limits, the read
+/// barrier, the deadline), which answer in yiwang's `{"error": {"code", "message"}}`,
+/// into CKAN's envelope, keeping status and headers (`Retry-After`, `x-request-id`).
+pub async fn envelope_errors(
+    State(node): State<Arc<Node>>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let name = req
+        .uri()
+        .path()
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let resp = next.run(req).await;
+    if resp.status().is_success() {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 1 << 20).await else {
+        return (parts.status, "error").into_response();
+    };
+    let original: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    if original.get("success").is_some() {
+        return Response::from_parts(parts, axum::body::Body::from(bytes));
+    }
+    let message = original["error"]["message"]
+        .as_str()
+        .unwrap_or("request refused")
+        .to_string();
+    let e = CkanError::from(ApiError::new(parts.status, "error", message));
+    let mut out = Json(error_body(help_url(&node, &name), &e)).into_response();
+    *out.status_mut() = parts.status;
+    for (k, v) in parts.headers.iter() {
+        if k != header::CONTENT_LENGTH && k != header::CONTENT_TYPE {
+            out.headers_mut().insert(k.clone(), v.clone());
+        }
+    }
+    out
+}
+
 pub async fn action(
     State(node): State<Arc<Node>>,
     _caller: Caller,
     Path(name): Path<String>,
     req: Request,
 ) -> Response {
-    let help = format!(
-        "https://{}/api/3/action/help_show?name={name}",
-        node.config.advertise_addr()
-    );
+    let help = help_url(&node, &name);
     let result = match params(req, &node).await {
         Ok(p) => dispatch(&node, &name, &p).await,
         Err(e) => Err(e),
@@ -109,14 +165,7 @@ pub async fn action(
         Ok(result) => {
             Json(json!({"help": help, "success": true, "result": result})).into_response()
         }
-        Err(e) => {
-            let mut error = json!({"__type": e.kind, "message": e.message});
-            if let Some(field) = e.field {
-                error[field] = json!([e.message]);
-            }
-            let body = json!({"help": help, "success": false, "error": error});
-            (e.status, Json(body)).into_response()
-        }
+        Err(e) => (e.status, Json(error_body(help, &e))).into_response(),
     }
 }
 

@@ -225,9 +225,24 @@ impl<T: DeserializeOwned> FromRequest<Arc<Node>> for JsonBody<T> {
     }
 }
 
-/// Reads a whole body, mapping the size limit to 413.
+/// Reads a whole body, mapping the size limit to 413 and a body that does not arrive
+/// within `limits.body_timeout_s` to 408.
 pub async fn body_bytes(req: Request, node: &Arc<Node>) -> Result<Bytes, ApiError> {
-    Bytes::from_request(req, node).await.map_err(|r| {
+    let secs = node.config.limits.body_timeout_s;
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(secs),
+        Bytes::from_request(req, node),
+    );
+    let Ok(read) = read.await else {
+        return Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!(
+                "the request body did not arrive within {secs} s (limits.body_timeout_s); nothing was done"
+            ),
+        ));
+    };
+    read.map_err(|r| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -378,6 +393,24 @@ pub async fn consistency(
     }
     req.extensions_mut().insert(ReadConsistency { stale });
     next.run(req).await
+}
+
+/// Bounds how long a client request may take until its answer starts
+/// (`limits.request_timeout_s`); the answer's body is not counted.
+pub async fn deadline(node: axum::extract::State<Arc<Node>>, req: Request, next: Next) -> Response {
+    use axum::response::IntoResponse;
+    let secs = node.config.limits.request_timeout_s;
+    match tokio::time::timeout(std::time::Duration::from_secs(secs), next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "request_timeout",
+            format!(
+                "not answered within {secs} s (limits.request_timeout_s); if the request changed something, whether the change was made is unknown: check before retrying"
+            ),
+        )
+        .into_response(),
+    }
 }
 
 /// How the request's read barrier was passed (`?consistency=`), for handlers that

@@ -76,9 +76,6 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/search/rebuild", post(search::rebuild))
         .route("/v1/catalog.ttl", get(dcat::turtle))
         .route("/v1/catalog.jsonld", get(dcat::jsonld))
-        .route("/api/3/action/{name}", get(ckan::action).post(ckan::action))
-        // CKAN serves the same actions without the version; ckanapi uses this form.
-        .route("/api/action/{name}", get(ckan::action).post(ckan::action))
         .route("/v1/query", post(query::query))
         .route(
             "/v1/sources/{source}/tables/{table}/columns",
@@ -116,22 +113,20 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/cluster/backup", get(cluster::backup))
         .route("/v1/openapi.json", get(admin::openapi))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes));
-    // Client requests pass the read barrier first (see `context::consistency`); Raft
-    // RPC must not, since the barrier itself may need Raft.
-    let client = Router::new()
-        .merge(api)
-        .merge(bulk)
-        .layer(axum::middleware::from_fn_with_state(
-            node.clone(),
-            context::consistency,
-        ))
-        // Outside the read barrier: a refused request costs nothing more.
-        .layer(axum::middleware::from_fn_with_state(
-            node.clone(),
-            ratelimit::limit,
-        ));
+    let client = client_layers(Router::new().merge(api).merge(bulk), &node);
+    // CKAN clients get every error, the middleware's included, in CKAN's envelope.
+    let ckan = Router::new()
+        .route("/api/3/action/{name}", get(ckan::action).post(ckan::action))
+        // CKAN serves the same actions without the version; ckanapi uses this form.
+        .route("/api/action/{name}", get(ckan::action).post(ckan::action))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes));
+    let ckan = client_layers(ckan, &node).layer(axum::middleware::from_fn_with_state(
+        node.clone(),
+        ckan::envelope_errors,
+    ));
     Router::new()
         .merge(client)
+        .merge(ckan)
         .merge(raft)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -140,6 +135,26 @@ pub fn router(node: Arc<Node>) -> Router {
             context::request_context,
         ))
         .with_state(node)
+}
+
+/// The layers of client requests, innermost first: the read barrier (see
+/// `context::consistency`; Raft RPC must not pass it, since the barrier itself may need
+/// Raft), then rate limits outside it (a refused request costs nothing more), then the
+/// deadline.
+fn client_layers(router: Router<Arc<Node>>, node: &Arc<Node>) -> Router<Arc<Node>> {
+    router
+        .layer(axum::middleware::from_fn_with_state(
+            node.clone(),
+            context::consistency,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            node.clone(),
+            ratelimit::limit,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            node.clone(),
+            context::deadline,
+        ))
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {
