@@ -356,12 +356,19 @@ fn to_json(value: ValueRef<'_>, field_type: FieldType) -> Json {
         // Infinities have no JSON form.
         ValueRef::Real(x) => serde_json::Number::from_f64(x).map_or(Json::Null, Json::Number),
         ValueRef::Text(bytes) => {
-            let text = String::from_utf8_lossy(bytes);
-            match text.to_ascii_lowercase().as_str() {
-                "true" | "1" if boolean => Json::Bool(true),
-                "false" | "0" if boolean => Json::Bool(false),
-                _ => Json::String(text.into_owned()),
+            // Valid UTF-8 (the usual case) is copied once; anything else is repaired.
+            let text = match std::str::from_utf8(bytes) {
+                Ok(s) => s.to_owned(),
+                Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+            };
+            if boolean {
+                match text.to_ascii_lowercase().as_str() {
+                    "true" | "1" => return Json::Bool(true),
+                    "false" | "0" => return Json::Bool(false),
+                    _ => {}
+                }
             }
+            Json::String(text)
         }
         ValueRef::Blob(bytes) => Json::String(STANDARD.encode(bytes)),
     }

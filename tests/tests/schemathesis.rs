@@ -50,6 +50,8 @@ fn schemathesis_finds_no_server_errors_and_no_schema_violations() {
             "--report-junit-path",
         ])
         .arg(&report)
+        // Its cache (`.schemathesis/`) goes to the node's temporary folder.
+        .current_dir(certs.parent().unwrap())
         .env("NO_COLOR", "1")
         // NDJSON bodies for the bulk endpoints.
         .env("SCHEMATHESIS_HOOKS", "st_hooks")
