@@ -371,6 +371,29 @@ impl Resp {
     }
 }
 
+/// A TLS connection to 127.0.0.1:`port` with `cfg`, on the caller's runtime, for tests
+/// that speak raw HTTP over it (a handshake's outcome, a stalled body); the error says
+/// whether the connection or the handshake failed.
+pub async fn tls_connect(
+    port: u16,
+    cfg: rustls::ClientConfig,
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, String> {
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .map_err(|e| e.to_string())?;
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg));
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    connector
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("handshake: {e}"))
+}
+
+/// The port of a node's API URL (`https://127.0.0.1:PORT`).
+pub fn port_of(base: &str) -> u16 {
+    base.rsplit(':').next().unwrap().parse().unwrap()
+}
+
 pub fn tls_config(ca: &Path, cert: &Path, key: &Path) -> rustls::ClientConfig {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};

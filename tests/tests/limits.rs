@@ -169,16 +169,13 @@ fn stalled_body(node: &DemoNode, announced: usize, sent: usize) -> (String, std:
         &c.join("gaj-steward.pem"),
         &c.join("gaj-steward.key"),
     );
-    let port: u16 = node.base().rsplit(':').next().unwrap().parse().unwrap();
+    let port = yiwang_tests::port_of(&node.base());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async move {
-        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg));
-        let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
-        let mut tls = connector.connect(name, tcp).await.unwrap();
+        let mut tls = yiwang_tests::tls_connect(port, cfg).await.unwrap();
         let head = format!(
             "POST /v1/datasets HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {announced}\r\n\r\n"
         );

@@ -18,15 +18,7 @@ fn raw_request(
         .build()
         .unwrap();
     rt.block_on(async move {
-        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .map_err(|e| e.to_string())?;
-        let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
-        let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
-        let mut tls = connector
-            .connect(name, tcp)
-            .await
-            .map_err(|e| format!("handshake: {e}"))?;
+        let mut tls = yiwang_tests::tls_connect(port, cfg).await?;
         let version = tls.get_ref().1.protocol_version().unwrap();
         tls.write_all(b"GET /v1/whoami HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
             .await

@@ -4,10 +4,9 @@
 //! refused while the node keeps serving.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use yiwang_tests::{DemoNode, binary, tls_config};
+use yiwang_tests::{DemoNode, binary, port_of, tls_config, tls_connect};
 
 fn cli(args: &[&str]) -> (i32, String) {
     let out = std::process::Command::new(binary())
@@ -55,22 +54,14 @@ fn handshake(node: &DemoNode, name: &str) -> Result<Vec<u8>, String> {
         &c.join(format!("{name}.pem")),
         &c.join(format!("{name}.key")),
     );
-    let port: u16 = node.base().rsplit(':').next().unwrap().parse().unwrap();
+    let port = port_of(&node.base());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async move {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .map_err(|e| e.to_string())?;
-        let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
-        let server = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
-        let mut tls = connector
-            .connect(server, tcp)
-            .await
-            .map_err(|e| format!("handshake: {e}"))?;
+        let mut tls = tls_connect(port, cfg).await?;
         let cert = tls.get_ref().1.peer_certificates().unwrap()[0].to_vec();
         // TLS 1.3: a refused client certificate shows on the first read.
         tls.write_all(b"GET /v1/whoami HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
