@@ -545,6 +545,23 @@ pub fn run_python(script: &str, args: &[&str]) -> Value {
 }
 
 /// Runs the CLI against a node, returning (exit code, stdout, stderr).
+/// Runs a `yiwang` command that needs no node (certificates, offline tools): its exit
+/// code and its stdout and stderr together.
+pub fn cli_offline(args: &[&str]) -> (i32, String) {
+    let out = Command::new(binary())
+        .args(args)
+        .output()
+        .expect("run yiwang");
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
 pub fn cli(node: &DemoNode, principal: &str, args: &[&str]) -> (i32, String, String) {
     let c = node.certs();
     let out = Command::new(binary())

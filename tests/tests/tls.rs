@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use yiwang_tests::{Api, DemoNode, binary, tls_config};
+use yiwang_tests::{Api, DemoNode, cli_offline, tls_config};
 
 /// Sends one raw HTTP/1.1 request over a TLS connection configured by `cfg`, returning
 /// the negotiated protocol version and the response head, or the error.
@@ -67,21 +67,6 @@ fn config_with_versions(
         .unwrap()
 }
 
-fn run_cli(args: &[&str]) -> (i32, String) {
-    let out = std::process::Command::new(binary())
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
 #[test]
 fn mutual_tls_identity_and_protocol_versions() {
     let node = DemoNode::start();
@@ -122,9 +107,9 @@ fn mutual_tls_identity_and_protocol_versions() {
 
     // A certificate from another CA fails the handshake too.
     let other = node.dir.join("other-ca");
-    let (code, out) = run_cli(&["cert", "init-ca", "--out", other.to_str().unwrap()]);
+    let (code, out) = cli_offline(&["cert", "init-ca", "--out", other.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}");
-    let (code, out) = run_cli(&[
+    let (code, out) = cli_offline(&[
         "cert",
         "issue",
         "--ca",
@@ -175,7 +160,7 @@ fn node_and_client_identities_are_kept_apart() {
     assert!(r.message().contains("node certificates only"), "{}", r.body);
 
     // A certificate of this CA for another trust domain is refused with 401.
-    let (code, out) = run_cli(&[
+    let (code, out) = cli_offline(&[
         "cert",
         "issue",
         "--ca",
@@ -237,14 +222,14 @@ fn cert_commands_refuse_bad_input() {
     let tmp = tempfile::tempdir().unwrap();
     let ca = tmp.path().join("ca");
     assert_eq!(
-        run_cli(&["cert", "init-ca", "--out", ca.to_str().unwrap()]).0,
+        cli_offline(&["cert", "init-ca", "--out", ca.to_str().unwrap()]).0,
         0
     );
     // Re-running init-ca must not replace the CA.
-    let (code, out) = run_cli(&["cert", "init-ca", "--out", ca.to_str().unwrap()]);
+    let (code, out) = cli_offline(&["cert", "init-ca", "--out", ca.to_str().unwrap()]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("refusing to replace"), "{out}");
-    let (code, out) = run_cli(&[
+    let (code, out) = cli_offline(&[
         "cert",
         "issue",
         "--ca",
@@ -256,7 +241,7 @@ fn cert_commands_refuse_bad_input() {
     ]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("not a valid SPIFFE ID"), "{out}");
-    let (code, _) = run_cli(&["cert", "issue", "--ca", ca.to_str().unwrap(), "--name", "x"]);
+    let (code, _) = cli_offline(&["cert", "issue", "--ca", ca.to_str().unwrap(), "--name", "x"]);
     assert_eq!(code, 2, "missing --dept/--node is a usage error");
     assert!(!Path::new(&ca.join("x.pem")).exists());
 }

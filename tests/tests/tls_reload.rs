@@ -6,34 +6,19 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use yiwang_tests::{DemoNode, binary, port_of, tls_config, tls_connect};
-
-fn cli(args: &[&str]) -> (i32, String) {
-    let out = std::process::Command::new(binary())
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
+use yiwang_tests::{DemoNode, cli_offline, port_of, tls_config, tls_connect};
 
 fn issue(certs: &Path, args: &[&str]) {
     let ca = certs.to_str().unwrap();
     let mut all = vec!["cert", "issue", "--ca", ca];
     all.extend_from_slice(args);
-    let (code, out) = cli(&all);
+    let (code, out) = cli_offline(&all);
     assert_eq!(code, 0, "{out}");
 }
 
 fn revoke(certs: &Path, name: &str) -> (i32, String) {
     let cert = certs.join(format!("{name}.pem"));
-    cli(&[
+    cli_offline(&[
         "cert",
         "revoke",
         "--ca",
@@ -156,7 +141,7 @@ fn a_revoked_certificate_is_refused_once_the_list_is_reloaded() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("already revoked"), "{out}");
     let other_ca = tempfile::tempdir().unwrap();
-    let (code, out) = cli(&[
+    let (code, out) = cli_offline(&[
         "cert",
         "init-ca",
         "--out",
@@ -164,7 +149,7 @@ fn a_revoked_certificate_is_refused_once_the_list_is_reloaded() {
     ]);
     assert_eq!(code, 0, "{out}");
     let ca = other_ca.path().to_str().unwrap();
-    let (code, out) = cli(&[
+    let (code, out) = cli_offline(&[
         "cert",
         "issue",
         "--ca",
@@ -176,7 +161,7 @@ fn a_revoked_certificate_is_refused_once_the_list_is_reloaded() {
     ]);
     assert_eq!(code, 0, "{out}");
     let stranger = other_ca.path().join("stranger.pem");
-    let (code, out) = cli(&[
+    let (code, out) = cli_offline(&[
         "cert",
         "revoke",
         "--ca",
