@@ -133,20 +133,23 @@ impl Node {
         }
     }
 
+    /// The cluster's membership as this node knows it (voters, learners, addresses).
+    pub fn membership(&self) -> openraft::Membership<u64, BasicNode> {
+        self.raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .clone()
+    }
+
     /// Refuses a learner whose address is another member's, or at which another node
     /// answers: Raft would then send a node its own messages under a second id (found
     /// by schemathesis: adding this node's own address as a new learner panicked the
     /// Raft core).
     async fn check_new_member(&self, id: u64, addr: &str) -> Result<(), ApiError> {
         let conflict = |msg: String| ApiError::new(StatusCode::CONFLICT, "conflict", msg);
-        let membership = self
-            .raft
-            .metrics()
-            .borrow()
-            .membership_config
-            .membership()
-            .clone();
-        for (member, node) in membership.nodes() {
+        for (member, node) in self.membership().nodes() {
             if *member != id && node.addr == addr {
                 return Err(conflict(format!(
                     "{addr} is the address of node {member}; a node is added with its own address"
@@ -253,13 +256,7 @@ impl Node {
                 }
             }
             LeaderOp::Remove { id } => {
-                let m = self
-                    .raft
-                    .metrics()
-                    .borrow()
-                    .membership_config
-                    .membership()
-                    .clone();
+                let m = self.membership();
                 if !m.nodes().any(|(n, _)| n == id) {
                     return Err(Attempt::Failed(ApiError::not_found(format!(
                         "node {id} is not a member"

@@ -427,14 +427,13 @@ impl Node {
 
     /// Reloads the TLS files (on SIGHUP, or when the periodic check sees a change); a
     /// set that does not work is logged and counted, and the one in use stays.
-    pub fn reload_tls(&self, why: &str) -> bool {
-        let result = if why == "changed" {
-            match self.tls.reload_if_changed() {
-                Some(r) => r,
+    pub fn reload_tls(&self, trigger: TlsReload) -> bool {
+        let (result, why) = match trigger {
+            TlsReload::Signal => (self.tls.reload(), "SIGHUP"),
+            TlsReload::IfChanged => match self.tls.reload_if_changed() {
+                Some(r) => (r, "changed"),
                 None => return false,
-            }
-        } else {
-            self.tls.reload()
+            },
         };
         match result {
             Ok(r) => {
@@ -519,6 +518,15 @@ impl Node {
             tracing::warn!("raft shutdown: {e}");
         }
     }
+}
+
+/// What asks for the TLS files to be read again.
+#[derive(Debug, Clone, Copy)]
+pub enum TlsReload {
+    /// SIGHUP: read them whatever their state.
+    Signal,
+    /// The periodic check: read them only if one changed since the last load.
+    IfChanged,
 }
 
 /// Keeps the policy enforcer in step with the applied catalog, at once (writes wait for

@@ -49,10 +49,10 @@ where
             }
             // SIGHUP (`systemctl reload`): read the TLS files again.
             _ = hup.recv() => {
-                node.reload_tls("SIGHUP");
+                node.reload_tls(crate::node::TlsReload::Signal);
             }
             _ = tls_check.tick(), if reload_every > 0 => {
-                node.reload_tls("changed");
+                node.reload_tls(crate::node::TlsReload::IfChanged);
             }
             _ = term.recv() => break,
             _ = int.recv() => break,

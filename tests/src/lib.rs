@@ -389,6 +389,47 @@ pub async fn tls_connect(
         .map_err(|e| format!("handshake: {e}"))
 }
 
+/// What a raw `GET /v1/whoami` over a new TLS connection got.
+pub struct RawAnswer {
+    pub version: rustls::ProtocolVersion,
+    /// The server's certificate (DER).
+    pub server_cert: Vec<u8>,
+    /// The whole answer, status line first.
+    pub text: String,
+}
+
+/// Sends `GET /v1/whoami` over a new TLS connection to 127.0.0.1:`port` configured by
+/// `cfg` and reads the answer to its end; the error says whether connecting, the
+/// handshake, writing or reading failed, or that the connection closed without an
+/// answer (TLS 1.3 shows a refused client certificate only there).
+pub fn raw_whoami(port: u16, cfg: rustls::ClientConfig) -> Result<RawAnswer, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let mut tls = tls_connect(port, cfg).await?;
+        let version = tls.get_ref().1.protocol_version().unwrap();
+        let server_cert = tls.get_ref().1.peer_certificates().unwrap()[0].to_vec();
+        tls.write_all(b"GET /v1/whoami HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            .await
+            .map_err(|e| format!("write: {e}"))?;
+        let mut buf = Vec::new();
+        tls.read_to_end(&mut buf)
+            .await
+            .map_err(|e| format!("read: {e}"))?;
+        if buf.is_empty() {
+            return Err("connection closed without a response".into());
+        }
+        Ok(RawAnswer {
+            version,
+            server_cert,
+            text: String::from_utf8_lossy(&buf).into_owned(),
+        })
+    })
+}
+
 /// The port of a node's API URL (`https://127.0.0.1:PORT`).
 pub fn port_of(base: &str) -> u16 {
     base.rsplit(':').next().unwrap().parse().unwrap()

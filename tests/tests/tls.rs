@@ -4,7 +4,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use yiwang_tests::{Api, DemoNode, cli_offline, tls_config};
 
 /// Sends one raw HTTP/1.1 request over a TLS connection configured by `cfg`, returning
@@ -13,25 +12,7 @@ fn raw_request(
     port: u16,
     cfg: rustls::ClientConfig,
 ) -> Result<(rustls::ProtocolVersion, String), String> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async move {
-        let mut tls = yiwang_tests::tls_connect(port, cfg).await?;
-        let version = tls.get_ref().1.protocol_version().unwrap();
-        tls.write_all(b"GET /v1/whoami HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-            .await
-            .map_err(|e| format!("write: {e}"))?;
-        let mut buf = Vec::new();
-        tls.read_to_end(&mut buf)
-            .await
-            .map_err(|e| format!("read: {e}"))?;
-        if buf.is_empty() {
-            return Err("connection closed without a response".into());
-        }
-        Ok((version, String::from_utf8_lossy(&buf).into_owned()))
-    })
+    yiwang_tests::raw_whoami(port, cfg).map(|a| (a.version, a.text))
 }
 
 fn config_with_versions(

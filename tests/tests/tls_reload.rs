@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use yiwang_tests::{DemoNode, cli_offline, port_of, tls_config, tls_connect};
+use yiwang_tests::{DemoNode, cli_offline, port_of, raw_whoami, tls_config};
 
 fn issue(certs: &Path, args: &[&str]) {
     let ca = certs.to_str().unwrap();
@@ -39,29 +39,11 @@ fn handshake(node: &DemoNode, name: &str) -> Result<Vec<u8>, String> {
         &c.join(format!("{name}.pem")),
         &c.join(format!("{name}.key")),
     );
-    let port = port_of(&node.base());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async move {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut tls = tls_connect(port, cfg).await?;
-        let cert = tls.get_ref().1.peer_certificates().unwrap()[0].to_vec();
-        // TLS 1.3: a refused client certificate shows on the first read.
-        tls.write_all(b"GET /v1/whoami HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-            .await
-            .map_err(|e| format!("write: {e}"))?;
-        let mut buf = Vec::new();
-        tls.read_to_end(&mut buf)
-            .await
-            .map_err(|e| format!("read: {e}"))?;
-        let head = String::from_utf8_lossy(&buf);
-        if !head.starts_with("HTTP/1.1 200") {
-            return Err(format!("answer: {head}"));
-        }
-        Ok(cert)
-    })
+    let answer = raw_whoami(port_of(&node.base()), cfg)?;
+    if !answer.text.starts_with("HTTP/1.1 200") {
+        return Err(format!("answer: {}", answer.text));
+    }
+    Ok(answer.server_cert)
 }
 
 fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {

@@ -128,10 +128,6 @@ struct Answer {
 async fn fan_out(node: &Node, op: impl Fn(u64) -> PeerAudit) -> Vec<Answer> {
     let me = node.config.node_id;
     let mut members: BTreeMap<u64, String> = node
-        .raft
-        .metrics()
-        .borrow()
-        .membership_config
         .membership()
         .nodes()
         .map(|(id, n)| (*id, n.addr.clone()))
