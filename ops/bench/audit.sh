@@ -43,16 +43,8 @@ parts=${BENCH_PARTS:-writer gateway}
 modes=${BENCH_SYNC:-none each group}
 repeat=${BENCH_REPEAT:-3}
 out=${BENCH_OUT:-$root/ops/bench/results/audit-$(date +%F)}
-target=${CARGO_TARGET_DIR:-$root/target}
 
-if [ -z "${BENCH_NO_BUILD:-}" ] && [ -z "${YIWANG_BIN:-}${BENCH_BIN:-}" ]; then
-    log "building release binaries"
-    cargo build --release -q -p yiwang-gateway -p yiwang-bench
-fi
-yiwang=${YIWANG_BIN:-$target/release/yiwang}
-bench=${BENCH_BIN:-$target/release/yiwang-bench}
-[ -x "$yiwang" ] || die "no $yiwang"
-[ -x "$bench" ] || die "no $bench"
+bench_binaries bench
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/yiwang-bench-audit.XXXXXX")
 node_pid=

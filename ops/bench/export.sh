@@ -29,13 +29,7 @@ rows=${BENCH_ROWS:-5200000}
 page=${BENCH_PAGE:-10000}
 repeat=${BENCH_REPEAT:-3}
 out=${BENCH_OUT:-$root/ops/bench/results/export-$(date +%F)}
-target=${CARGO_TARGET_DIR:-$root/target}
-if [ -z "${BENCH_NO_BUILD:-}" ] && [ -z "${YIWANG_BIN:-}" ]; then
-    log "building the release binary"
-    cargo build --release -q -p yiwang-gateway
-fi
-yiwang=${YIWANG_BIN:-$target/release/yiwang}
-[ -x "$yiwang" ] || die "no $yiwang"
+bench_binaries
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/yiwang-bench-export.XXXXXX")
 chmod 755 "$tmp"

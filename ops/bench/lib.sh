@@ -16,3 +16,21 @@ bench_wait_ready() {
     echo "bench: the node did not become ready; see $log" >&2
     exit 1
 }
+
+# Builds the release binaries (unless BENCH_NO_BUILD is set or YIWANG_BIN/BENCH_BIN
+# name prebuilt ones) and sets $yiwang and, with "bench" as argument, $bench. Needs
+# $root and the caller's die/log.
+bench_binaries() {
+    local target=${CARGO_TARGET_DIR:-$root/target} packages=(-p yiwang-gateway)
+    [ "${1:-}" = bench ] && packages+=(-p yiwang-bench)
+    if [ -z "${BENCH_NO_BUILD:-}" ] && [ -z "${YIWANG_BIN:-}${BENCH_BIN:-}" ]; then
+        log "building release binaries"
+        cargo build --release -q "${packages[@]}"
+    fi
+    yiwang=${YIWANG_BIN:-$target/release/yiwang}
+    [ -x "$yiwang" ] || die "no $yiwang"
+    if [ "${1:-}" = bench ]; then
+        bench=${BENCH_BIN:-$target/release/yiwang-bench}
+        [ -x "$bench" ] || die "no $bench"
+    fi
+}
