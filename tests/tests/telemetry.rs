@@ -221,7 +221,18 @@ fn metrics_and_trace_ids_without_an_exporter() {
     assert!(fresh.len() == 32 && fresh != trace, "{fresh}");
     assert_ne!(with("garbage"), fresh, "each request its own");
     assert_eq!(api.get("/v1/datasets/no-such").status, 404);
-    let metrics = node.admin_get("/metrics");
+    // Completion records are queued after their answer is sent: wait (bounded) for the
+    // writer to take the last one, then the queue must be empty.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let metrics = loop {
+        let m = node.admin_get("/metrics");
+        if m.lines().any(|l| l == "yiwang_audit_queue_depth 0")
+            || std::time::Instant::now() > deadline
+        {
+            break m;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
     let has = |needle: &str| {
         assert!(
