@@ -196,6 +196,20 @@ impl DemoNode {
         Some(Duration::from_millis(ticks * 10))
     }
 
+    /// The node's resident memory, from `/proc/<pid>/status`.
+    pub fn rss_bytes(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
+        let kb = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))?
+            .trim()
+            .strip_suffix("kB")?
+            .trim()
+            .parse::<u64>()
+            .ok()?;
+        Some(kb * 1024)
+    }
+
     pub fn base(&self) -> String {
         format!("https://127.0.0.1:{}", self.port)
     }
@@ -261,6 +275,30 @@ impl DemoNode {
         let mut node = DemoNode::serve(&self.dir, &path, port, admin).unwrap();
         self.hand_over_dir(&mut node);
         node
+    }
+
+    /// Stops this demo and serves it again with the config table `[table]` set to
+    /// `values` (e.g. `("query", {"max_rows": 10})`).
+    pub fn serve_with_table(self, table: &str, values: serde_json::Value) -> DemoNode {
+        self.serve_again(&format!("{table}.toml"), |cfg| {
+            cfg.as_table_mut()
+                .unwrap()
+                .insert(table.into(), toml::Value::try_from(values).unwrap());
+        })
+    }
+
+    /// Waits for the node to go idle: a cancelled query must not keep computing.
+    pub fn assert_idle(&self) {
+        // Give a cancelled query's task a moment to reach its next await point on a busy
+        // machine; a query still running would use far more than this.
+        std::thread::sleep(Duration::from_millis(1500));
+        let before = self.cpu_time().unwrap();
+        std::thread::sleep(Duration::from_secs(2));
+        let used = self.cpu_time().unwrap() - before;
+        assert!(
+            used < Duration::from_millis(600),
+            "the node kept computing: {used:?} CPU in 2 s"
+        );
     }
 
     /// Stops this demo and writes its configuration, changed by `edit` and given new
@@ -503,6 +541,11 @@ impl Api {
                 body,
             })
         })
+    }
+
+    /// Runs `f` on this client's runtime: for a test that reads an answer piece by piece.
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
     }
 
     pub fn try_get(&self, path: &str) -> Option<Resp> {

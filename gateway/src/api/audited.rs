@@ -9,6 +9,7 @@
 //! last byte is sent (or the client goes away).
 
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -124,6 +125,32 @@ impl Audited {
     }
 }
 
+/// What a streamed answer learns only while it is sent, for its completion record: the
+/// rows handed to the connection, and the error that cut it off, if one did.
+#[derive(Clone, Default)]
+pub struct Progress(Arc<Mutex<ProgressState>>);
+
+#[derive(Default)]
+struct ProgressState {
+    rows: u64,
+    failure: Option<ApiError>,
+}
+
+impl Progress {
+    pub fn add_rows(&self, n: u64) {
+        self.state().rows += n;
+    }
+
+    /// The answer stops here, for this reason.
+    pub fn fail(&self, e: ApiError) {
+        self.state().failure = Some(e);
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, ProgressState> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 /// What a data response needs to write its completion record.
 pub struct Completion {
     log: crate::audit::AuditLog,
@@ -141,6 +168,20 @@ impl Completion {
             sent: 0,
             finished: false,
             completion: Some(self),
+            progress: None,
+        })
+    }
+
+    /// As [`body`](Self::body), for an answer streamed as it is computed: the
+    /// completion record takes its rows, and its error if it was cut off, from
+    /// `progress`.
+    pub fn streamed_body(self, body: Body, progress: Progress) -> Body {
+        Body::new(CountingBody {
+            inner: body,
+            sent: 0,
+            finished: false,
+            completion: Some(self),
+            progress: Some(progress),
         })
     }
 }
@@ -150,6 +191,7 @@ struct CountingBody {
     sent: u64,
     finished: bool,
     completion: Option<Completion>,
+    progress: Option<Progress>,
 }
 
 impl HttpBody for CountingBody {
@@ -193,7 +235,19 @@ impl Drop for CountingBody {
         e.completes = Some(c.seq);
         e.duration_ms = Some(c.started.elapsed().as_millis() as u64);
         e.bytes = self.sent;
-        if !finished {
+        let failure = self.progress.as_ref().and_then(|p| {
+            let mut state = p.state();
+            e.rows = state.rows;
+            state.failure.take()
+        });
+        if let Some(err) = failure {
+            e.decision = Some(AuditDecision::Error);
+            e.status = err.status.as_u16();
+            e.reason = format!(
+                "{} (the answer was cut off after {} bytes)",
+                err.message, self.sent
+            );
+        } else if !finished {
             // nginx's "client closed request".
             e.status = 499;
             e.reason = format!(

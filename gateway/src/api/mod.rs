@@ -28,7 +28,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
-pub use audited::Audited;
+pub use audited::{Audited, Progress};
 pub use context::{Caller, JsonBody, PeerIdentity, Query, current_request_id};
 pub use error::ApiError;
 

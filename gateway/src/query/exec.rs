@@ -5,11 +5,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use axum::body::Bytes;
 use datafusion::arrow::array::{Array, ArrayRef, StringArray};
 use datafusion::arrow::datatypes::DataType;
-use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::TableProvider;
 use datafusion::catalog::default_table_source::provider_as_source;
 use datafusion::catalog::view::ViewTable;
@@ -20,12 +21,14 @@ use datafusion::logical_expr::{
     ColumnarValue, LogicalPlanBuilder, ScalarUDF, Volatility, create_udf,
 };
 use datafusion::prelude::{Expr, cast, lit};
-use futures::StreamExt;
+use futures::{FutureExt as _, StreamExt as _};
+use tokio::sync::mpsc;
 use tracing::Instrument as _;
 use yiwang_catalog::model::{Dataset, Masking};
 use yiwang_policies::ReadPlan;
 
 use super::QueryLimits;
+use super::output::{Encoder, OutputFormat};
 use super::plan::{Parsed, plan_error, register};
 use crate::api::ApiError;
 use crate::node::Node;
@@ -130,23 +133,75 @@ fn view_for(
     Ok(Arc::new(ViewTable::new(logical, None)))
 }
 
-/// The result of a query, held in memory up to the row and memory limits.
-pub struct Results {
-    pub schema: datafusion::arrow::datatypes::SchemaRef,
-    pub batches: Vec<RecordBatch>,
-    pub rows: u64,
-    /// Rows each source sent (by source id), after pushdown.
-    pub source_rows: BTreeMap<String, u64>,
+/// One message from a running query.
+pub enum Chunk {
+    /// The next bytes of the answer, with the rows they hold.
+    Data { bytes: Bytes, rows: u64 },
+    /// The answer is complete: its rows, and the rows each source sent (by source id),
+    /// after pushdown.
+    End {
+        rows: u64,
+        source_rows: BTreeMap<String, u64>,
+    },
+    /// The query failed; nothing follows.
+    Failed(ApiError),
 }
 
-/// Executes `parsed` with each dataset served through its view.
+/// A query running in a task of its own, which encodes its answer batch by batch and
+/// hands it over in [`Chunk`]s as they are taken: a result is never held in memory as a
+/// whole. Dropping this stops the query, and with it the queries at the sources.
+pub struct Running {
+    rx: mpsc::Receiver<Chunk>,
+    deadline: tokio::time::Instant,
+    timeout_ms: u64,
+    timed_out: Arc<AtomicBool>,
+    _task: AbortOnDrop<()>,
+    _watchdog: AbortOnDrop<()>,
+}
+
+impl Running {
+    /// The next chunk. After [`Chunk::End`] or [`Chunk::Failed`] there is none.
+    pub async fn next(&mut self) -> Chunk {
+        // The deadline is watched here and by the watchdog task, not inside the
+        // query's task: a long computation between two await points would hold a timer
+        // there back.
+        match tokio::time::timeout_at(self.deadline, self.rx.recv()).await {
+            Ok(Some(chunk)) => chunk,
+            Err(_) => Chunk::Failed(self.timeout_error()),
+            Ok(None) if self.timed_out.load(Ordering::Acquire) => {
+                Chunk::Failed(self.timeout_error())
+            }
+            Ok(None) => Chunk::Failed(ApiError::internal("the query stopped before its end")),
+        }
+    }
+
+    fn timeout_error(&self) -> ApiError {
+        ApiError::new(
+            axum::http::StatusCode::GATEWAY_TIMEOUT,
+            "query_timeout",
+            format!(
+                "the query did not finish within {} ms; narrow it or aggregate at the source",
+                self.timeout_ms
+            ),
+        )
+    }
+}
+
+/// Encoded batches waiting to be taken: enough to keep the network busy while the
+/// next batch is computed, few enough that a slow client holds the query back instead
+/// of filling the node's memory.
+const CHUNKS_AHEAD: usize = 4;
+
+/// Starts `parsed` with each dataset served through its view, answering in `format`.
+/// Errors found while planning come back here; later ones as [`Chunk::Failed`].
 pub async fn execute(
     node: &Node,
     ctx: &SessionContext,
     parsed: &Parsed,
     plans: &BTreeMap<String, ReadPlan>,
     limits: &QueryLimits,
-) -> Result<Results, ApiError> {
+    format: OutputFormat,
+) -> Result<Running, ApiError> {
     ctx.register_udf(mask_udf());
     register(ctx, &parsed.datasets, |d| {
         let source_ref = d.source.as_ref().ok_or_else(|| {
@@ -172,62 +227,104 @@ pub async fn execute(
         .verify_plan(&plan)
         .map_err(plan_error)?;
     let df = datafusion::dataframe::DataFrame::new(state, plan);
-    let timeout = Duration::from_millis(limits.timeout_ms);
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(limits.timeout_ms);
+    let timeout_ms = limits.timeout_ms;
     let max_rows = limits.max_rows;
-    let run = async move {
-        let schema = Arc::new(df.schema().as_arrow().clone());
-        let physical = df.create_physical_plan().await.map_err(exec_error)?;
-        let mut stream = datafusion::physical_plan::execute_stream(
-            Arc::clone(&physical),
-            Arc::new(df.task_ctx()),
-        )
-        .map_err(exec_error)?;
-        let mut batches = Vec::new();
-        let mut rows = 0u64;
-        while let Some(batch) = stream.next().await {
-            let batch = batch.map_err(exec_error)?;
-            rows += batch.num_rows() as u64;
-            if rows > max_rows {
-                return Err(ApiError::new(
-                    axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-                    "too_many_rows",
-                    format!(
-                        "the result has more than {max_rows} rows; aggregate, filter or add a LIMIT"
-                    ),
-                ));
+    let (tx, rx) = mpsc::channel(CHUNKS_AHEAD);
+    let produce = {
+        let tx = tx.clone();
+        async move {
+            let schema = Arc::new(df.schema().as_arrow().clone());
+            let physical = df.create_physical_plan().await.map_err(exec_error)?;
+            let mut stream = datafusion::physical_plan::execute_stream(
+                Arc::clone(&physical),
+                Arc::new(df.task_ctx()),
+            )
+            .map_err(exec_error)?;
+            let (mut encoder, head) = Encoder::start(format, schema)?;
+            let send = |bytes: Vec<u8>, rows: u64| {
+                let tx = &tx;
+                async move {
+                    if bytes.is_empty() {
+                        return true;
+                    }
+                    let bytes = Bytes::from(bytes);
+                    tx.send(Chunk::Data { bytes, rows }).await.is_ok()
+                }
+            };
+            if !send(head, 0).await {
+                return Ok(None);
             }
-            batches.push(batch);
+            let mut rows = 0u64;
+            while let Some(batch) = stream.next().await {
+                let batch = batch.map_err(exec_error)?;
+                let n = batch.num_rows() as u64;
+                rows += n;
+                if rows > max_rows {
+                    return Err(ApiError::new(
+                        axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                        "too_many_rows",
+                        format!(
+                            "the result has more than {max_rows} rows; aggregate, filter or add a LIMIT"
+                        ),
+                    ));
+                }
+                // A client that went away stops the query.
+                if !send(encoder.batch(&batch)?, n).await {
+                    return Ok(None);
+                }
+            }
+            drop(stream);
+            if !send(encoder.finish(rows)?, 0).await {
+                return Ok(None);
+            }
+            Ok(Some(Chunk::End {
+                rows,
+                source_rows: yiwang_adapters::rows_read_by_source(&physical),
+            }))
         }
-        drop(stream);
-        Ok(Results {
-            schema,
-            batches,
-            rows,
-            source_rows: yiwang_adapters::rows_read_by_source(&physical),
-        })
     };
     // The query runs in a task of its own, so that a panic inside the engine becomes
-    // an error answer (and an audit record) instead of a dropped connection. Aborting
-    // the task — on timeout, or when the client goes away and this future is dropped —
-    // drops the stream, which cancels DataFusion's tasks and, through the adapters, the
-    // queries running at the sources.
+    // an error answer (and an audit record) instead of a dropped connection. Past the
+    // deadline, or when the answer is dropped (the client went away), the task is
+    // stopped, which drops the stream, which cancels DataFusion's tasks and, through
+    // the adapters, the queries running at the sources.
     let span = tracing::debug_span!("query.execute");
-    let mut task = AbortOnDrop(tokio::spawn(run.instrument(span)));
-    match tokio::time::timeout(timeout, &mut task).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(joined)) => Err(ApiError::internal(format!(
-            "the query engine failed on this query and it was stopped: {}",
-            panic_message(joined)
-        ))),
-        Err(_) => Err(ApiError::new(
-            axum::http::StatusCode::GATEWAY_TIMEOUT,
-            "query_timeout",
-            format!(
-                "the query did not finish within {} ms; narrow it or aggregate at the source",
-                limits.timeout_ms
-            ),
-        )),
-    }
+    let task = tokio::spawn(
+        async move {
+            let last = match std::panic::AssertUnwindSafe(produce).catch_unwind().await {
+                Ok(Ok(Some(end))) => end,
+                // Nobody is listening any more.
+                Ok(Ok(None)) => return,
+                Ok(Err(e)) => Chunk::Failed(e),
+                Err(panic) => Chunk::Failed(ApiError::internal(format!(
+                    "the query engine failed on this query and it was stopped: {}",
+                    panic_message(panic.as_ref())
+                ))),
+            };
+            let _ = tx.send(last).await;
+        }
+        .instrument(span),
+    );
+    // Stops the query at its deadline even while nobody waits for its next chunk (a
+    // client that does not read a streamed answer).
+    let timed_out = Arc::new(AtomicBool::new(false));
+    let watchdog = tokio::spawn({
+        let (timed_out, task) = (Arc::clone(&timed_out), task.abort_handle());
+        async move {
+            tokio::time::sleep_until(deadline).await;
+            timed_out.store(true, Ordering::Release);
+            task.abort();
+        }
+    });
+    Ok(Running {
+        rx,
+        deadline,
+        timeout_ms,
+        timed_out,
+        _task: AbortOnDrop(task),
+        _watchdog: AbortOnDrop(watchdog),
+    })
 }
 
 /// A spawned task that is aborted when the handle is dropped.
@@ -239,26 +336,11 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
-impl<T> std::future::Future for AbortOnDrop<T> {
-    type Output = Result<T, tokio::task::JoinError>;
-
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
-        std::pin::Pin::new(&mut self.0).poll(cx)
-    }
-}
-
-fn panic_message(e: tokio::task::JoinError) -> String {
-    match e.try_into_panic() {
-        Ok(p) => p
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| p.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a panic".into()),
-        Err(e) => e.to_string(),
-    }
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".into())
 }
 
 /// Maps execution errors: memory limit, source failures (carried as adapter errors),

@@ -23,8 +23,9 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use serde::{Deserialize, Serialize};
 use yiwang_policies::{Principal, ReadPlan};
 
-pub use exec::Results;
-pub use output::{OutputFormat, encode};
+use axum::body::Bytes;
+pub use exec::{Chunk, Running};
+pub use output::{Encoder, OutputFormat};
 
 use crate::api::ApiError;
 use crate::node::Node;
@@ -41,6 +42,10 @@ pub struct QueryLimits {
     pub memory_mb: usize,
     /// Longest accepted SQL text.
     pub max_sql_bytes: usize,
+    /// Answers up to this size are sent whole: with a Content-Length, the row count in
+    /// a header, and any error as an error status. Larger answers are streamed as they
+    /// are computed.
+    pub buffer_kb: usize,
 }
 
 impl Default for QueryLimits {
@@ -50,6 +55,7 @@ impl Default for QueryLimits {
             timeout_ms: 30_000,
             memory_mb: 256,
             max_sql_bytes: 64 * 1024,
+            buffer_kb: 8 * 1024,
         }
     }
 }
@@ -81,14 +87,66 @@ fn session(limits: &QueryLimits) -> Result<SessionContext, ApiError> {
     Ok(SessionContext::new_with_config_rt(config, runtime))
 }
 
-/// Authorises and runs `sql` for `who`; `touched` is filled in as soon as it is known,
-/// so a refused query is audited with what it tried to read.
+/// A query's answer, as far as it is known before the response starts.
+pub enum Answer {
+    /// The whole answer, no larger than `query.buffer_kb`.
+    Whole {
+        body: Vec<u8>,
+        rows: u64,
+        source_rows: BTreeMap<String, u64>,
+    },
+    /// A larger answer: its first chunks, with the rows they hold; the rest follows
+    /// from `rest`.
+    Streamed {
+        head: Vec<Bytes>,
+        rows: u64,
+        rest: Running,
+    },
+}
+
+impl Answer {
+    /// Takes chunks of `running` until its end, or until more than `limit` bytes are
+    /// held. An error before that is the answer.
+    pub async fn collect(mut running: Running, limit: usize) -> Result<Answer, ApiError> {
+        let mut head = Vec::new();
+        let (mut held, mut rows) = (0, 0);
+        loop {
+            match running.next().await {
+                Chunk::Data { bytes, rows: n } => {
+                    held += bytes.len();
+                    rows += n;
+                    head.push(bytes);
+                    if held > limit {
+                        return Ok(Answer::Streamed {
+                            head,
+                            rows,
+                            rest: running,
+                        });
+                    }
+                }
+                Chunk::End { rows, source_rows } => {
+                    return Ok(Answer::Whole {
+                        body: head.concat(),
+                        rows,
+                        source_rows,
+                    });
+                }
+                Chunk::Failed(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// Authorises `sql` for `who` and starts it, answering in `format`; `touched` is
+/// filled in as soon as it is known, so a refused query is audited with what it tried
+/// to read.
 pub async fn run(
     node: &Node,
     who: &Principal,
     sql: &str,
+    format: OutputFormat,
     touched: &mut Touched,
-) -> Result<Results, ApiError> {
+) -> Result<Running, ApiError> {
     let limits = &node.config.query;
     if sql.trim().is_empty() {
         return Err(ApiError::bad_request("invalid_sql", "sql is empty"));
@@ -152,5 +210,5 @@ pub async fn run(
         plans.insert(id.clone(), plan);
     }
     let ctx = session(limits)?;
-    exec::execute(node, &ctx, &parsed, &plans, limits).await
+    exec::execute(node, &ctx, &parsed, &plans, limits, format).await
 }

@@ -13,7 +13,7 @@ use data::{access, grant, records, role};
 use std::io::{BufRead, Write};
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use reqwest::Method;
 use serde_json::{Value, json};
 use yiwang_catalog::identity::SpiffeId;
@@ -273,20 +273,61 @@ pub async fn run(cmd: Command) -> Result<i32> {
                 .headers()
                 .get("x-row-count")
                 .and_then(|v| v.to_str().ok())
+                .map(String::from);
+            let request_id = resp
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
                 .unwrap_or("?")
                 .to_string();
-            let body = resp.bytes().await.context("cannot read the result")?;
-            match out {
-                Some(p) => {
-                    std::fs::write(&p, &body)
-                        .with_context(|| format!("cannot write {}", p.display()))?;
-                    eprintln!("{rows} row(s) written to {}", p.display());
+            // Large answers are streamed: written as they arrive, except JSON for the
+            // terminal, which is printed whole.
+            let mut sink: Box<dyn Write> = match &out {
+                Some(p) => Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(p)
+                        .with_context(|| format!("cannot create {}", p.display()))?,
+                )),
+                None if format == "json" => Box::new(Vec::new()),
+                None => Box::new(std::io::stdout().lock()),
+            };
+            let mut held = Vec::new();
+            let mut resp = resp;
+            let mut bytes = 0u64;
+            loop {
+                let chunk = match resp.chunk().await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        drop(sink);
+                        // A partial file must not pass for the answer.
+                        if let Some(p) = &out {
+                            let _ = std::fs::remove_file(p);
+                        }
+                        return Err(anyhow!(
+                            "the answer was cut off after {bytes} bytes ({e}); the node's log and the \
+                             audit trail's completion record for request {request_id} say why"
+                        ));
+                    }
+                };
+                let Some(chunk) = chunk else { break };
+                bytes += chunk.len() as u64;
+                if out.is_none() && format == "json" {
+                    held.extend_from_slice(&chunk);
+                } else {
+                    sink.write_all(&chunk)?;
                 }
+            }
+            sink.flush()?;
+            drop(sink);
+            match out {
+                Some(p) => match rows {
+                    Some(rows) => eprintln!("{rows} row(s) written to {}", p.display()),
+                    None => eprintln!("{bytes} bytes written to {}", p.display()),
+                },
                 None if format == "json" => {
-                    let v: Value = serde_json::from_slice(&body).context("bad JSON from server")?;
+                    let v: Value = serde_json::from_slice(&held).context("bad JSON from server")?;
                     print_json(&v);
                 }
-                None => std::io::stdout().write_all(&body)?,
+                None => {}
             }
             Ok(0)
         }
