@@ -148,7 +148,12 @@ impl BatchBuilder {
 
     /// The rows added so far as one batch; the builder starts over empty.
     pub(crate) fn finish(&mut self) -> Result<RecordBatch, AdapterError> {
-        let arrays: Vec<ArrayRef> = self.columns.iter_mut().map(finish_column).collect();
+        let rows = self.rows;
+        let arrays: Vec<ArrayRef> = self
+            .columns
+            .iter_mut()
+            .map(|c| finish_column(c, rows))
+            .collect();
         let options = RecordBatchOptions::new().with_row_count(Some(self.rows));
         self.rows = 0;
         RecordBatch::try_new_with_options(Arc::clone(&self.schema), arrays, &options).map_err(|e| {
@@ -182,29 +187,51 @@ fn append_null(column: &mut Column) {
     }
 }
 
-fn finish_column(column: &mut Column) -> ArrayRef {
+/// The column's array; the builder starts over with room for another `rows` rows like
+/// these, so the next batch is built without growing its buffers step by step.
+fn finish_column(column: &mut Column, rows: usize) -> ArrayRef {
     match column {
-        Column::String(b) => Arc::new(b.finish()),
-        Column::Integer(b) => Arc::new(b.finish()),
-        Column::Float(b) => Arc::new(b.finish()),
-        Column::Boolean(b) => Arc::new(b.finish()),
-        Column::Date(b) => Arc::new(b.finish()),
-        Column::Datetime(b) => Arc::new(b.finish()),
+        Column::String(b) => {
+            let bytes = b.values_slice().len();
+            let array = b.finish();
+            *b = StringBuilder::with_capacity(rows, bytes + bytes / 16);
+            Arc::new(array)
+        }
+        Column::Integer(b) => finish_primitive(b, rows),
+        Column::Float(b) => finish_primitive(b, rows),
+        Column::Boolean(b) => {
+            let array = b.finish();
+            *b = BooleanBuilder::with_capacity(rows);
+            Arc::new(array)
+        }
+        Column::Date(b) => finish_primitive(b, rows),
+        Column::Datetime(b) => finish_primitive(b, rows),
     }
+}
+
+fn finish_primitive<T: datafusion::arrow::datatypes::ArrowPrimitiveType>(
+    b: &mut datafusion::arrow::array::PrimitiveBuilder<T>,
+    rows: usize,
+) -> ArrayRef {
+    let array = b.finish();
+    *b = datafusion::arrow::array::PrimitiveBuilder::<T>::with_capacity(rows)
+        .with_data_type(array.data_type().clone());
+    Arc::new(array)
 }
 
 /// Numbers, booleans, dates and times are written the way the records endpoint
 /// writes them, so a string field over a numeric column still reads naturally.
-fn to_text(cell: Cell<'_>) -> Result<String, ()> {
+fn to_text(cell: Cell<'_>) -> Result<std::borrow::Cow<'_, str>, ()> {
     Ok(match cell {
         Cell::Null => return Err(()),
-        Cell::Text(s) => s.to_string(),
+        Cell::Text(s) => return Ok(std::borrow::Cow::Borrowed(s)),
         Cell::Int(n) => n.to_string(),
         Cell::Float(x) => x.to_string(),
         Cell::Bool(b) => b.to_string(),
         Cell::Date(d) => format_date(d).ok_or(())?,
         Cell::Timestamp(t) => format_datetime(t).ok_or(())?,
-    })
+    }
+    .into())
 }
 
 /// Integral floats are accepted (SQLite and JSON do not always keep the
@@ -368,32 +395,92 @@ fn digits(b: &[u8]) -> Option<u32> {
 
 /// Days since 1970-01-01 to `YYYY-MM-DD`; `None` outside years 0000–9999.
 pub(crate) fn format_date(days: i32) -> Option<String> {
-    let date = date_of(days)?;
-    if !(0..=9999).contains(&date.year()) {
-        return None;
-    }
-    Some(format!(
-        "{:04}-{:02}-{:02}",
-        date.year(),
-        u8::from(date.month()),
-        date.day()
-    ))
+    let mut out = Vec::with_capacity(10);
+    write_date(&mut out, days).then(|| String::from_utf8(out).ok())?
 }
 
-/// Microseconds since 1970-01-01 to `YYYY-MM-DD HH:MM:SS`, with `.ffffff` only when
-/// the time has a fraction of a second.
+/// Microseconds since 1970-01-01 00:00:00 to `YYYY-MM-DD HH:MM:SS`, with `.ffffff` only
+/// when the time has a fraction of a second; `None` outside years 0000–9999.
 pub(crate) fn format_datetime(micros: i64) -> Option<String> {
-    let days = i32::try_from(micros.div_euclid(MICROS_PER_DAY)).ok()?;
+    let mut out = Vec::with_capacity(26);
+    write_datetime(&mut out, micros).then(|| String::from_utf8(out).ok())?
+}
+
+/// The calendar date `days` after 1970-01-01 as (year, month, day), proleptic
+/// Gregorian (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+fn push_digits(out: &mut Vec<u8>, value: u32, width: usize) {
+    let mut buf = [b'0'; 10];
+    let mut v = value;
+    for i in (0..width).rev() {
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    out.extend_from_slice(&buf[..width]);
+}
+
+/// Days since 1970-01-01 of 0000-01-01 and 9999-12-31: the dates [`write_date`] writes.
+const WRITABLE_DAYS: std::ops::RangeInclusive<i64> = -719_528..=2_932_896;
+
+/// Whether [`write_date`] can write `days`.
+pub fn writable_date(days: i32) -> bool {
+    WRITABLE_DAYS.contains(&i64::from(days))
+}
+
+/// Whether [`write_datetime`] can write `micros`.
+pub fn writable_datetime(micros: i64) -> bool {
+    WRITABLE_DAYS.contains(&micros.div_euclid(MICROS_PER_DAY))
+}
+
+/// Appends `YYYY-MM-DD` for days since 1970-01-01; `false` (and nothing appended)
+/// outside years 0000–9999. The one date format of records and query answers.
+pub fn write_date(out: &mut Vec<u8>, days: i32) -> bool {
+    if !writable_date(days) {
+        return false;
+    }
+    let (year, month, day) = civil_from_days(i64::from(days));
+    push_digits(out, year as u32, 4);
+    out.push(b'-');
+    push_digits(out, month, 2);
+    out.push(b'-');
+    push_digits(out, day, 2);
+    true
+}
+
+/// Appends `YYYY-MM-DD HH:MM:SS`, with `.ffffff` only when there is a fraction of a
+/// second, for microseconds since 1970-01-01 00:00:00; `false` (and nothing appended)
+/// outside years 0000–9999. The one time format of records and query answers.
+pub fn write_datetime(out: &mut Vec<u8>, micros: i64) -> bool {
+    if !writable_datetime(micros) {
+        return false;
+    }
+    write_date(out, micros.div_euclid(MICROS_PER_DAY) as i32);
     let in_day = micros.rem_euclid(MICROS_PER_DAY);
-    let date = format_date(days)?;
-    let seconds = in_day / 1_000_000;
-    let fraction = in_day % 1_000_000;
-    let (h, m, s) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
-    Some(if fraction == 0 {
-        format!("{date} {h:02}:{m:02}:{s:02}")
-    } else {
-        format!("{date} {h:02}:{m:02}:{s:02}.{fraction:06}")
-    })
+    let seconds = (in_day / 1_000_000) as u32;
+    let fraction = (in_day % 1_000_000) as u32;
+    out.push(b' ');
+    push_digits(out, seconds / 3600, 2);
+    out.push(b':');
+    push_digits(out, seconds / 60 % 60, 2);
+    out.push(b':');
+    push_digits(out, seconds % 60, 2);
+    if fraction != 0 {
+        out.push(b'.');
+        push_digits(out, fraction, 6);
+    }
+    true
 }
 
 /// Value `row` of `array` as the records endpoint returns it: numbers, strings,

@@ -60,7 +60,9 @@ mod sql;
 pub mod sqlite;
 mod tls;
 
-pub use arrow::{arrow_schema, arrow_type};
+pub use arrow::{
+    arrow_schema, arrow_type, writable_date, writable_datetime, write_date, write_datetime,
+};
 pub use error::AdapterError;
 pub use exec::rows_read_by_source;
 pub use filter::{filter_to_expr, filter_to_expr_typed};

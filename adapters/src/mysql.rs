@@ -373,7 +373,8 @@ fn push_row(
                 Cell::Bool(b[0] == 1)
             }
             Value::Bytes(b) => {
-                text = std::str::from_utf8(b).map_err(|_| bad("bytes that are not UTF-8"))?;
+                text =
+                    simdutf8::basic::from_utf8(b).map_err(|_| bad("bytes that are not UTF-8"))?;
                 Cell::Text(text)
             }
             Value::Int(n) => Cell::Int(*n),

@@ -361,7 +361,7 @@ fn to_json(value: ValueRef<'_>, field_type: FieldType) -> Json {
         ValueRef::Real(x) => serde_json::Number::from_f64(x).map_or(Json::Null, Json::Number),
         ValueRef::Text(bytes) => {
             // Valid UTF-8 (the usual case) is copied once; anything else is repaired.
-            let text = match std::str::from_utf8(bytes) {
+            let text = match simdutf8::basic::from_utf8(bytes) {
                 Ok(s) => s.to_owned(),
                 Err(_) => String::from_utf8_lossy(bytes).into_owned(),
             };

@@ -434,3 +434,44 @@ fn bad_queries_get_clear_errors() {
         200
     );
 }
+
+#[test]
+fn dates_and_times_read_the_same_in_records_and_sql() {
+    let node = DemoNode::start();
+    // 交通运输局 reads its own truck entries (pass_time is a datetime field).
+    let api = node.client("jtj-system");
+    let records = api.read(
+        "/v1/datasets/320600-JTJ-00001/records?limit=10000&fields=pass_time",
+        "p",
+    );
+    assert_eq!(records.status, 200, "{}", records.body);
+    assert!(
+        records.json()["next_cursor"].is_null(),
+        "the whole dataset in one page"
+    );
+    let mut times: Vec<String> = records.json()["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["pass_time"].as_str().map(String::from))
+        .collect();
+    times.sort();
+    assert!(times.len() > 100, "{}", times.len());
+    let r = query(
+        &api,
+        r#"SELECT min(pass_time) AS first, max(pass_time) AS last, count(pass_time) AS n
+           FROM "320600-JTJ"."320600-JTJ-00001""#,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let row = &r.json()["rows"][0];
+    assert_eq!(row["first"], times[0].as_str(), "{row}");
+    assert_eq!(row["last"], times[times.len() - 1].as_str(), "{row}");
+    assert_eq!(row["n"], times.len());
+    // The same in CSV.
+    let csv = api.post(
+        "/v1/query",
+        &json!({"sql": r#"SELECT max(pass_time) AS last FROM "320600-JTJ"."320600-JTJ-00001""#,
+                "purpose": "p", "format": "csv"}),
+    );
+    assert_eq!(csv.body, format!("last\n{}\n", times[times.len() - 1]));
+}

@@ -53,6 +53,37 @@ fn dates_and_times_round_trip() {
 }
 
 #[test]
+fn the_date_writer_agrees_with_the_calendar() {
+    // Every 37th day from year 0000 to 9999, against the `time` crate.
+    for days in (-719_528..2_932_896).step_by(37) {
+        let date = date_of(days).unwrap();
+        let expected = format!(
+            "{:04}-{:02}-{:02}",
+            date.year(),
+            u8::from(date.month()),
+            date.day()
+        );
+        assert_eq!(
+            format_date(days).as_deref(),
+            Some(expected.as_str()),
+            "{days}"
+        );
+    }
+    assert_eq!(format_date(-719_528).as_deref(), Some("0000-01-01"));
+    assert_eq!(format_date(2_932_896).as_deref(), Some("9999-12-31"));
+    assert_eq!(format_date(-719_529), None);
+    assert_eq!(format_date(2_932_897), None);
+    assert_eq!(format_datetime(i64::MAX), None);
+    let mut out = b"x".to_vec();
+    assert!(!write_datetime(&mut out, i64::MIN));
+    assert_eq!(out, b"x", "nothing is written for a time out of range");
+    assert_eq!(
+        format_datetime(2_932_896 * MICROS_PER_DAY + MICROS_PER_DAY - 1).as_deref(),
+        Some("9999-12-31 23:59:59.999999")
+    );
+}
+
+#[test]
 fn builds_batches_and_rejects_values_that_do_not_fit() {
     let fields = vec![
         field("s", FieldType::String),

@@ -56,7 +56,7 @@ fn scan(
                 ValueRef::Null => builder.push(i, Cell::Null),
                 ValueRef::Integer(n) => builder.push(i, Cell::Int(n)),
                 ValueRef::Real(x) => builder.push(i, Cell::Float(x)),
-                ValueRef::Text(bytes) => match std::str::from_utf8(bytes) {
+                ValueRef::Text(bytes) => match simdutf8::basic::from_utf8(bytes) {
                     Ok(s) => builder.push(i, Cell::Text(s)),
                     Err(_) => Err(bad_value(source_id, field, "text that is not UTF-8")),
                 },
