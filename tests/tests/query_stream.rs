@@ -192,6 +192,25 @@ fn a_streamed_answer_stopped_by_a_limit_is_cut_off_and_the_cli_keeps_no_partial_
     assert_eq!(code, 0, "{stderr}");
     let text = std::fs::read_to_string(&out).unwrap();
     assert_eq!(text.lines().count(), 9001);
+    assert!(stderr.contains("bytes written to"), "{stderr}");
+    // NDJSON rows are counted as they arrive.
+    let (code, _, stderr) = cli(
+        &node,
+        "dsj-system",
+        &[
+            "query",
+            &format!("SELECT a.uscc, b.name FROM {T} a, {T} b, {T} c LIMIT 9000"),
+            "--purpose",
+            PURPOSE,
+            "--format",
+            "ndjson",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("9000 row(s) written to"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 9000);
 }
 
 #[test]

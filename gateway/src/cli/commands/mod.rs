@@ -10,7 +10,7 @@ use audit::audit;
 use catalog::{dataset, department};
 use data::{access, grant, records, role};
 
-use std::io::{BufRead, Write};
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -292,7 +292,10 @@ pub async fn run(cmd: Command) -> Result<i32> {
             };
             let mut held = Vec::new();
             let mut resp = resp;
-            let mut bytes = 0u64;
+            let (mut bytes, mut lines) = (0u64, 0u64);
+            // Progress on a long answer written to a file, for a person watching.
+            let show_progress = out.is_some() && std::io::stderr().is_terminal();
+            let mut last_report = std::time::Instant::now();
             loop {
                 let chunk = match resp.chunk().await {
                     Ok(c) => c,
@@ -310,6 +313,13 @@ pub async fn run(cmd: Command) -> Result<i32> {
                 };
                 let Some(chunk) = chunk else { break };
                 bytes += chunk.len() as u64;
+                if format == "ndjson" {
+                    lines += chunk.iter().filter(|&&b| b == b'\n').count() as u64;
+                }
+                if show_progress && last_report.elapsed() >= std::time::Duration::from_secs(1) {
+                    eprint!("\r{:.1} MiB received", bytes as f64 / 1048576.0);
+                    last_report = std::time::Instant::now();
+                }
                 if out.is_none() && format == "json" {
                     held.extend_from_slice(&chunk);
                 } else {
@@ -318,6 +328,11 @@ pub async fn run(cmd: Command) -> Result<i32> {
             }
             sink.flush()?;
             drop(sink);
+            if show_progress {
+                eprint!("\r");
+            }
+            // A streamed answer has no row count header; NDJSON rows are its lines.
+            let rows = rows.or_else(|| (format == "ndjson").then(|| lines.to_string()));
             match out {
                 Some(p) => match rows {
                     Some(rows) => eprintln!("{rows} row(s) written to {}", p.display()),
