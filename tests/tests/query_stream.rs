@@ -153,20 +153,7 @@ fn a_streamed_answer_stopped_by_a_limit_is_cut_off_and_the_cli_keeps_no_partial_
 
     // The CLI fails and leaves no partial file behind.
     let out = node.dir.join("partial.ndjson");
-    let (code, _, stderr) = cli(
-        &node,
-        "dsj-system",
-        &[
-            "query",
-            &sql,
-            "--purpose",
-            PURPOSE,
-            "--format",
-            "ndjson",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-    );
+    let (code, stderr) = cli_query(&node, &sql, "ndjson", &out);
     assert_ne!(code, 0, "{stderr}");
     assert!(stderr.contains("cut off"), "{stderr}");
     assert!(
@@ -175,42 +162,34 @@ fn a_streamed_answer_stopped_by_a_limit_is_cut_off_and_the_cli_keeps_no_partial_
     );
 
     // Under the limit the CLI writes the streamed answer whole.
-    let (code, _, stderr) = cli(
-        &node,
-        "dsj-system",
-        &[
-            "query",
-            &format!("SELECT a.uscc, b.name FROM {T} a, {T} b, {T} c LIMIT 9000"),
-            "--purpose",
-            PURPOSE,
-            "--format",
-            "csv",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-    );
+    let under = format!("SELECT a.uscc, b.name FROM {T} a, {T} b, {T} c LIMIT 9000");
+    let (code, stderr) = cli_query(&node, &under, "csv", &out);
     assert_eq!(code, 0, "{stderr}");
     let text = std::fs::read_to_string(&out).unwrap();
     assert_eq!(text.lines().count(), 9001);
     assert!(stderr.contains("bytes written to"), "{stderr}");
     // NDJSON rows are counted as they arrive.
-    let (code, _, stderr) = cli(
-        &node,
-        "dsj-system",
-        &[
-            "query",
-            &format!("SELECT a.uscc, b.name FROM {T} a, {T} b, {T} c LIMIT 9000"),
-            "--purpose",
-            PURPOSE,
-            "--format",
-            "ndjson",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-    );
+    let (code, stderr) = cli_query(&node, &under, "ndjson", &out);
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("9000 row(s) written to"), "{stderr}");
     assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 9000);
+}
+
+/// `yiwang query SQL --format F --out PATH` as dsj-system: exit code and stderr.
+fn cli_query(node: &DemoNode, sql: &str, format: &str, out: &std::path::Path) -> (i32, String) {
+    let out = out.to_str().unwrap();
+    let args = [
+        "query",
+        sql,
+        "--purpose",
+        PURPOSE,
+        "--format",
+        format,
+        "--out",
+        out,
+    ];
+    let (code, _, stderr) = cli(node, "dsj-system", &args);
+    (code, stderr)
 }
 
 #[test]
