@@ -146,11 +146,12 @@ where
                 .register_schema(&d.dept, Arc::new(MemorySchemaProvider::new()))
                 .map_err(|e| ApiError::internal(e.to_string()))?;
         }
-        ctx.register_table(
-            TableReference::partial(d.dept.as_str(), d.id.as_str()),
-            make(d)?,
-        )
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+        let name = TableReference::partial(d.dept.as_str(), d.id.as_str());
+        // Replaces the schema-only table the usage planning registered.
+        ctx.deregister_table(name.clone())
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        ctx.register_table(name, make(d)?)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
     }
     Ok(())
 }
