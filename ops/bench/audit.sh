@@ -30,10 +30,7 @@ cd "$root"
 # shellcheck source=ops/bench/lib.sh
 . "$root/ops/bench/lib.sh"
 
-die() { printf 'bench/audit: %s\n' "$*" >&2; exit 1; }
-log() { printf '== %s\n' "$*" >&2; }
-command -v python3 >/dev/null || die "python3 is required"
-command -v curl >/dev/null || die "curl is required"
+bench_setup audit "apt-get install curl python3" python3 curl
 
 secs=${BENCH_SECS:-10}
 warmup=${BENCH_WARMUP:-2}
@@ -46,20 +43,7 @@ out=${BENCH_OUT:-$root/ops/bench/results/audit-$(date +%F)}
 
 bench_binaries bench
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/yiwang-bench-audit.XXXXXX")
-node_pid=
-cleanup() {
-    if [ -n "$node_pid" ]; then
-        kill "$node_pid" 2>/dev/null || true
-        wait "$node_pid" 2>/dev/null || true
-    fi
-    if [ -n "${BENCH_KEEP:-}" ]; then
-        echo "bench/audit: kept $tmp" >&2
-    else
-        rm -rf "$tmp"
-    fi
-}
-trap cleanup EXIT
+bench_tmpdir
 mkdir -p "$(dirname "$out")"
 writer_jsonl=$out-writer.jsonl
 request_jsonl=$out-requests.jsonl

@@ -21,11 +21,7 @@ cd "$root"
 # shellcheck source=ops/bench/lib.sh
 . "$root/ops/bench/lib.sh"
 
-die() { printf 'bench/export: %s\n' "$*" >&2; exit 1; }
-log() { printf '== %s\n' "$*" >&2; }
-for tool in python3 curl nginx; do
-    command -v "$tool" >/dev/null || die "$tool is required (apt-get install nginx-light curl python3)"
-done
+bench_setup export "apt-get install nginx-light curl python3" python3 curl nginx
 
 rows=${BENCH_ROWS:-5200000}
 page=${BENCH_PAGE:-10000}
@@ -33,20 +29,9 @@ repeat=${BENCH_REPEAT:-3}
 out=${BENCH_OUT:-$root/ops/bench/results/export-$(date +%F)}
 bench_binaries
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/yiwang-bench-export.XXXXXX")
-chmod 755 "$tmp"
-node_pid=
-cleanup() {
-    [ -f "$tmp/nginx.pid" ] && kill "$(cat "$tmp/nginx.pid")" 2>/dev/null || true
-    if [ -n "$node_pid" ]; then
-        kill "$node_pid" 2>/dev/null || true
-        wait "$node_pid" 2>/dev/null || true
-    fi
-    if [ -n "${BENCH_KEEP:-}" ]; then echo "bench/export: kept $tmp" >&2; else rm -rf "$tmp"; fi
-}
-trap cleanup EXIT
+bench_tmpdir
 mkdir -p "$(dirname "$out")"
-machine="$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
+machine=$(bench_machine)
 log "machine: $machine"
 
 log "generating $rows rows"

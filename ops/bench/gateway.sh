@@ -31,11 +31,7 @@ cd "$root"
 # shellcheck source=ops/bench/lib.sh
 . "$root/ops/bench/lib.sh"
 
-die() { printf 'bench/gateway: %s\n' "$*" >&2; exit 1; }
-log() { printf '== %s\n' "$*" >&2; }
-for tool in python3 curl nginx wrk; do
-    command -v "$tool" >/dev/null || die "$tool is required (apt-get install nginx-light wrk curl python3)"
-done
+bench_setup gateway "apt-get install nginx-light wrk curl python3" python3 curl nginx wrk
 
 secs=${BENCH_SECS:-10}
 warmup=${BENCH_WARMUP:-2}
@@ -45,29 +41,14 @@ out=${BENCH_OUT:-$root/ops/bench/results/gateway-$(date +%F)}
 
 bench_binaries bench
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/yiwang-bench-gateway.XXXXXX")
-chmod 755 "$tmp"
-node_pid=
-cleanup() {
-    [ -f "$tmp/nginx.pid" ] && kill "$(cat "$tmp/nginx.pid")" 2>/dev/null || true
-    if [ -n "$node_pid" ]; then
-        kill "$node_pid" 2>/dev/null || true
-        wait "$node_pid" 2>/dev/null || true
-    fi
-    if [ -n "${BENCH_KEEP:-}" ]; then
-        echo "bench/gateway: kept $tmp" >&2
-    else
-        rm -rf "$tmp"
-    fi
-}
-trap cleanup EXIT
+bench_tmpdir
 mkdir -p "$(dirname "$out")"
 jsonl=$out.jsonl
 wrk_out=$out-wrk.txt
 : >"$jsonl"
 : >"$wrk_out"
 
-machine="$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
+machine=$(bench_machine)
 log "machine: $machine"
 
 # The yiwang node: the demo, audit group commit (the default).

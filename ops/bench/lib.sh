@@ -34,3 +34,42 @@ bench_binaries() {
         [ -x "$bench" ] || die "no $bench"
     fi
 }
+
+# Starts a benchmark script called NAME: defines die and log, and checks that every
+# TOOL is installed (HINT says how to install them).
+bench_setup() {
+    bench_name=$1
+    local hint=$2 tool
+    shift 2
+    for tool in "$@"; do
+        command -v "$tool" >/dev/null || die "$tool is required ($hint)"
+    done
+}
+die() { printf 'bench/%s: %s\n' "${bench_name:-?}" "$*" >&2; exit 1; }
+log() { printf '== %s\n' "$*" >&2; }
+
+# Makes the run's temporary directory $tmp. On exit, the node ($node_pid) and nginx
+# ($tmp/nginx.pid) are stopped and $tmp removed (kept with BENCH_KEEP=1).
+bench_tmpdir() {
+    tmp=$(mktemp -d "${TMPDIR:-/tmp}/yiwang-bench-$bench_name.XXXXXX")
+    chmod 755 "$tmp"
+    node_pid=
+    trap bench_cleanup EXIT
+}
+bench_cleanup() {
+    if [ -f "$tmp/nginx.pid" ]; then kill "$(cat "$tmp/nginx.pid")" 2>/dev/null || true; fi
+    if [ -n "$node_pid" ]; then
+        kill "$node_pid" 2>/dev/null || true
+        wait "$node_pid" 2>/dev/null || true
+    fi
+    if [ -n "${BENCH_KEEP:-}" ]; then
+        echo "bench/$bench_name: kept $tmp" >&2
+    else
+        rm -rf "$tmp"
+    fi
+}
+
+# The machine, for result tables: cores, CPU model, memory.
+bench_machine() {
+    echo "$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
+}
