@@ -18,14 +18,14 @@ mod plan;
 
 use std::collections::BTreeMap;
 
+use axum::body::Bytes;
 use datafusion::execution::context::{SessionConfig, SessionContext};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use serde::{Deserialize, Serialize};
 use yiwang_policies::{Principal, ReadPlan};
 
-use axum::body::Bytes;
 pub use exec::{Chunk, Running};
-pub use output::{Encoder, OutputFormat};
+pub use output::OutputFormat;
 
 use crate::api::ApiError;
 use crate::node::Node;
