@@ -34,6 +34,10 @@
 //! result equals DataFusion's own (binary collations, case-sensitive LIKE, SQLite type
 //! affinity, the same casts as the SELECT list), otherwise DataFusion applies it.
 //!
+//! A `GROUP BY` over one SQL source table is computed by the source when it can be done
+//! exactly: [`AggregatePushdown`], a DataFusion optimizer rule the gateway adds to each
+//! query's session.
+//!
 //! Errors raised while DataFusion executes a scan travel inside
 //! `DataFusionError::External`; [`adapter_error`] finds them again, so the gateway can
 //! answer "source 'jtj-pg' is unavailable: …" with the right status.
@@ -42,6 +46,7 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+mod aggregate;
 mod arrow;
 mod cursor;
 pub mod demo;
@@ -60,6 +65,7 @@ mod sql;
 pub mod sqlite;
 mod tls;
 
+pub use aggregate::AggregatePushdown;
 pub use arrow::{
     arrow_schema, arrow_type, writable_date, writable_datetime, write_date, write_datetime,
 };

@@ -44,6 +44,7 @@ pub(crate) trait SqlBackend: Send + Sync + 'static {
 }
 
 /// A table of a SQL source, typed by the dataset's fields.
+#[derive(Clone)]
 pub(crate) struct SqlTable {
     backend: Arc<dyn SqlBackend>,
     /// The quoted (and possibly schema-qualified) table name.
@@ -69,6 +70,40 @@ impl SqlTable {
             columns: Columns::new(dialect, fields.to_vec(), affinity),
             schema: arrow_schema(fields),
         })
+    }
+
+    pub(crate) fn columns(&self) -> &Columns {
+        &self.columns
+    }
+
+    pub(crate) fn table_sql(&self) -> &str {
+        &self.table_sql
+    }
+
+    /// The scan running `sql` at the source, its rows read as `fields`.
+    pub(crate) fn source_exec(
+        &self,
+        sql: String,
+        params: Vec<Param>,
+        fields: Vec<Field>,
+        schema: SchemaRef,
+    ) -> SourceExec {
+        let backend = Arc::clone(&self.backend);
+        SourceExec::new(
+            "SqlExec",
+            self.backend.source_id(),
+            sql.clone(),
+            Arc::clone(&schema),
+            move |ctx| {
+                let query = SqlQuery {
+                    sql: sql.clone(),
+                    params: params.clone(),
+                    fields: fields.clone(),
+                    schema: Arc::clone(&schema),
+                };
+                backend.fetch(query, ctx)
+            },
+        )
     }
 }
 
@@ -151,23 +186,7 @@ impl TableProvider for SqlTable {
             .map(|&i| self.columns.fields()[i].clone())
             .collect();
         let schema = arrow_schema(&fields);
-        let backend = Arc::clone(&self.backend);
-        let request = select.sql.clone();
-        let exec = SourceExec::new(
-            "SqlExec",
-            self.backend.source_id(),
-            request,
-            Arc::clone(&schema),
-            move |ctx| {
-                let query = SqlQuery {
-                    sql: select.sql.clone(),
-                    params: select.params.clone(),
-                    fields: fields.clone(),
-                    schema: Arc::clone(&schema),
-                };
-                backend.fetch(query, ctx)
-            },
-        );
+        let exec = self.source_exec(select.sql, select.params, fields, schema);
         Ok(Arc::new(exec))
     }
 }

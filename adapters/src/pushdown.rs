@@ -28,7 +28,10 @@ use self::forms::{
 };
 
 mod forms;
+mod grouping;
 mod matching;
+
+pub(crate) use self::grouping::{Aggregate, Grouped, Item};
 
 /// Most values of one pushed `IN` list.
 const MAX_IN_LIST: usize = 1000;

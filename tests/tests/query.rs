@@ -283,6 +283,21 @@ fn masked_and_hidden_columns_cannot_leak() {
         0,
         "a masked column must not match real values"
     );
+    // Grouping and aggregates see masked values too (the source computes GROUP BYs,
+    // but never over a masked column): the real ID is no group's key or maximum.
+    for sql in [
+        r#"SELECT legal_rep_id, count(*) AS n FROM "320600-YJJ"."320600-YJJ-00001" GROUP BY legal_rep_id"#,
+        r#"SELECT max(legal_rep_id) AS legal_rep_id, count(*) AS n FROM "320600-YJJ"."320600-YJJ-00001""#,
+    ] {
+        let r = query(&api, sql);
+        assert_eq!(r.status, 200, "{sql}: {}", r.body);
+        let rows = r.json()["rows"].as_array().unwrap().clone();
+        assert!(!rows.is_empty(), "{sql}");
+        for row in &rows {
+            let id = row["legal_rep_id"].as_str().unwrap();
+            assert!(id.contains("****") && id != real, "{sql}: {row}");
+        }
+    }
     // A column outside the grant cannot be used anywhere: select, filter, join, order.
     grant(
         &node,

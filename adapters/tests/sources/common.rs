@@ -203,6 +203,7 @@ pub fn adapter_error(err: &DataFusionError) -> AdapterError {
 
 pub fn context_with(tables: &[(&str, Arc<dyn TableProvider>)]) -> SessionContext {
     let ctx = SessionContext::new();
+    ctx.add_optimizer_rule(Arc::new(yiwang_adapters::AggregatePushdown));
     for (name, table) in tables {
         ctx.register_table(*name, Arc::clone(table)).unwrap();
     }
@@ -428,6 +429,63 @@ pub const TRAP_FILTERS: &[(&str, bool)] = &[
     ("s LIKE 'a\\%c'", false),
 ];
 
+/// Aggregations of the trap rows, and whether every SQL dialect computes them at the
+/// source (the others are checked for the right answer only: some dialects push
+/// them, some leave them to DataFusion).
+pub const TRAP_AGGREGATES: &[(&str, bool)] = &[
+    // Case, trailing space, accents and NULL are groups of their own.
+    ("SELECT s, count(*) FROM {t} GROUP BY s", true),
+    (
+        "SELECT d, count(x), sum(x), min(x), max(x), sum(k), min(k), max(k) FROM {t} GROUP BY d",
+        true,
+    ),
+    ("SELECT min(s), max(s), count(s), count(*) FROM {t}", true),
+    // No rows: one row with count 0 and NULLs.
+    (
+        "SELECT count(*), sum(k), max(s) FROM {t} WHERE k > 100",
+        true,
+    ),
+    (
+        "SELECT s, sum(k) AS total FROM {t} WHERE k < 10 AND s <> 'abc' GROUP BY s",
+        true,
+    ),
+    (
+        "SELECT k, count(*) FROM {t} GROUP BY k HAVING count(*) > 0",
+        true,
+    ),
+    (
+        "SELECT s, count(*) AS n FROM {t} GROUP BY s ORDER BY n DESC, s LIMIT 3",
+        true,
+    ),
+    ("SELECT d, avg(k), avg(x) FROM {t} GROUP BY d", false),
+    ("SELECT t, count(*) FROM {t} GROUP BY t", false),
+    (
+        "SELECT b, count(*), min(t), max(d) FROM {t} GROUP BY b",
+        false,
+    ),
+    ("SELECT count(DISTINCT s) FROM {t}", false),
+    (
+        "SELECT upper(s), count(*) FROM {t} GROUP BY upper(s)",
+        false,
+    ),
+    ("SELECT x, count(*) FROM {t} GROUP BY x", false),
+    (
+        "SELECT count(*) FROM (SELECT s, count(*) FROM {t} GROUP BY s) AS g",
+        false,
+    ),
+    (
+        "SELECT s, count(*) FROM {t} WHERE upper(s) = 'ABC' GROUP BY s",
+        false,
+    ),
+];
+
+/// Whether a scan's statement computes an aggregate at the source.
+pub fn aggregated_at_source(scan: &Scan) -> bool {
+    ["GROUP BY", "COUNT(", "SUM(", "MIN(", "MAX(", "AVG("]
+        .iter()
+        .any(|f| scan.line.contains(f))
+}
+
 /// Runs every trap filter against `table` and against the ground truth; the keys
 /// must match. For SQL sources (`sql`), filters marked pushable must appear in the
 /// statement's WHERE clause.
@@ -455,6 +513,28 @@ pub async fn check_trap(table: Arc<dyn TableProvider>, sql: bool) {
         }
         if sql && *pushable && !scans.iter().any(|s| s.line.contains(" WHERE ")) {
             failures.insert(*filter, format!("not pushed: {scans:?}"));
+        }
+    }
+    for (q, pushable) in TRAP_AGGREGATES {
+        let (expected, _) = query(&ctx, &q.replace("{t}", "truth")).await.unwrap();
+        let (got, scans) = query(&ctx, &q.replace("{t}", "src"))
+            .await
+            .unwrap_or_else(|e| panic!("{q}: {e}"));
+        if sorted(got.clone()) != sorted(expected.clone()) {
+            failures.insert(*q, format!("got {got:?}, expected {expected:?}"));
+        }
+        if sql && *pushable && !scans.iter().all(aggregated_at_source) {
+            failures.insert(*q, format!("not aggregated at the source: {scans:?}"));
+        }
+        // What a source aggregates, it aggregates exactly: HAVING and ORDER BY aside,
+        // only the groups leave it.
+        for scan in scans.iter().filter(|s| aggregated_at_source(s)) {
+            if scan.rows_read != scan.output_rows {
+                failures.insert(
+                    *q,
+                    format!("rows read {} vs {}", scan.rows_read, scan.output_rows),
+                );
+            }
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");

@@ -84,7 +84,10 @@ fn session(limits: &QueryLimits) -> Result<SessionContext, ApiError> {
     let config = SessionConfig::new()
         .with_target_partitions(1)
         .with_information_schema(false);
-    Ok(SessionContext::new_with_config_rt(config, runtime))
+    let ctx = SessionContext::new_with_config_rt(config, runtime);
+    // GROUP BY over one SQL source table runs at the source.
+    ctx.add_optimizer_rule(std::sync::Arc::new(yiwang_adapters::AggregatePushdown));
+    Ok(ctx)
 }
 
 /// A query's answer, as far as it is known before the response starts.
