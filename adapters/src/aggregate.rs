@@ -82,7 +82,10 @@ fn grouped_scan(plan: &LogicalPlan) -> DfResult<Option<LogicalPlan>> {
     let Ok(provider) = source_as_provider(&scan.source) else {
         return Ok(None);
     };
-    let Some(table) = provider.downcast_ref::<SqlTable>() else {
+    let Some(table) = provider
+        .downcast_ref::<SqlTable>()
+        .filter(|t| t.aggregates())
+    else {
         return Ok(None);
     };
     let columns = table.columns();

@@ -36,7 +36,8 @@
 //!
 //! A `GROUP BY` over one SQL source table is computed by the source when it can be done
 //! exactly: [`AggregatePushdown`], a DataFusion optimizer rule the gateway adds to each
-//! query's session.
+//! query's session. A source's `aggregate_pushdown = false` keeps its aggregates in
+//! DataFusion.
 //!
 //! Errors raised while DataFusion executes a scan travel inside
 //! `DataFusionError::External`; [`adapter_error`] finds them again, so the gateway can

@@ -22,7 +22,7 @@ use crate::arrow::{BatchBuilder, Cell, date_of, datetime_of};
 use crate::error::AdapterError;
 use crate::exec::{BatchSender, BatchStream, ScanContext, spawn_scan};
 use crate::provider::{SqlBackend, SqlQuery, SqlTable, check_fields, checked_table};
-use crate::pushdown::{Dialect, Param};
+use crate::pushdown::{Dialect, MYSQL_EXACT_COLLATION, Param};
 use crate::records;
 use crate::source::{ReadRequest, ReadResult, Source};
 
@@ -32,6 +32,8 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// A MySQL or MariaDB database.
 pub struct MysqlSource {
     inner: Arc<Inner>,
+    /// See [`MysqlSource::with_aggregate_pushdown`].
+    aggregate_pushdown: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,7 +81,15 @@ impl MysqlSource {
                 timeout_ms,
                 flavor: OnceLock::new(),
             }),
+            aggregate_pushdown: true,
         })
+    }
+
+    /// Whether `GROUP BY` and aggregates over this source's tables may run at the
+    /// source (the default) or always in the gateway; the `aggregate_pushdown` key.
+    pub fn with_aggregate_pushdown(mut self, on: bool) -> Self {
+        self.aggregate_pushdown = on;
+        self
     }
 }
 
@@ -109,12 +119,10 @@ impl Source for MysqlSource {
         check_fields(fields)?;
         let table_sql = checked_table(table, '`')?;
         let backend = Arc::new(Backend(Arc::clone(&self.inner)));
-        Ok(Arc::new(SqlTable::new(
-            backend,
-            table_sql,
-            fields,
-            Vec::new(),
-        )?))
+        Ok(Arc::new(
+            SqlTable::new(backend, table_sql, fields, Vec::new())?
+                .with_aggregates(self.aggregate_pushdown),
+        ))
     }
 }
 
@@ -135,6 +143,16 @@ impl SqlBackend for Backend {
             inner.scan(query, ctx, tx).await
         })
     }
+}
+
+/// `sql` with MySQL 8's NO PAD binary collation of utf8mb4 where the pushdown forms
+/// name MariaDB's: the two compare alike, and neither server knows the other's name.
+/// Only our own forms can hold the name after `COLLATE`: identifiers are quoted.
+fn mysql_collation(sql: &str) -> String {
+    sql.replace(
+        &format!("COLLATE {MYSQL_EXACT_COLLATION}"),
+        "COLLATE utf8mb4_0900_bin",
+    )
 }
 
 impl Inner {
@@ -175,13 +193,16 @@ impl Inner {
                 self.timeout_ms / 1000,
                 self.timeout_ms % 1000
             ),
-            Some(Flavor::Mysql) => match sql.strip_prefix("SELECT ") {
-                Some(rest) => format!(
-                    "SELECT /*+ MAX_EXECUTION_TIME({}) */ {rest}",
-                    self.timeout_ms
-                ),
-                None => sql.to_string(),
-            },
+            Some(Flavor::Mysql) => {
+                let sql = mysql_collation(sql);
+                match sql.strip_prefix("SELECT ") {
+                    Some(rest) => format!(
+                        "SELECT /*+ MAX_EXECUTION_TIME({}) */ {rest}",
+                        self.timeout_ms
+                    ),
+                    None => sql,
+                }
+            }
             None => sql.to_string(),
         }
     }
@@ -463,5 +484,21 @@ fn field_type_of(data_type: &str, column_type: &str) -> FieldType {
         "date" => FieldType::Date,
         "datetime" | "timestamp" => FieldType::Datetime,
         _ => FieldType::String,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mysql_collation;
+
+    #[test]
+    fn mysql_gets_its_own_name_for_the_exact_collation() {
+        let sql = "SELECT CONVERT(`s` USING utf8mb4) COLLATE utf8mb4_nopad_bin, COUNT(*) \
+                   FROM `utf8mb4_nopad_bin` GROUP BY CONVERT(`s` USING utf8mb4) COLLATE utf8mb4_nopad_bin";
+        assert_eq!(
+            mysql_collation(sql),
+            "SELECT CONVERT(`s` USING utf8mb4) COLLATE utf8mb4_0900_bin, COUNT(*) \
+             FROM `utf8mb4_nopad_bin` GROUP BY CONVERT(`s` USING utf8mb4) COLLATE utf8mb4_0900_bin"
+        );
     }
 }

@@ -45,6 +45,8 @@ const STATEMENT_CACHE_SIZE: usize = 256;
 /// A PostgreSQL database.
 pub struct PostgresSource {
     inner: Arc<Inner>,
+    /// See [`PostgresSource::with_aggregate_pushdown`].
+    aggregate_pushdown: bool,
 }
 
 struct Inner {
@@ -118,7 +120,15 @@ impl PostgresSource {
                 timeout_ms,
                 schema,
             }),
+            aggregate_pushdown: true,
         })
+    }
+
+    /// Whether `GROUP BY` and aggregates over this source's tables may run at the
+    /// source (the default) or always in the gateway; the `aggregate_pushdown` key.
+    pub fn with_aggregate_pushdown(mut self, on: bool) -> Self {
+        self.aggregate_pushdown = on;
+        self
     }
 }
 
@@ -152,12 +162,10 @@ impl Source for PostgresSource {
             None => format!("\"{name}\""),
         };
         let backend = Arc::new(Backend(Arc::clone(&self.inner)));
-        Ok(Arc::new(SqlTable::new(
-            backend,
-            table_sql,
-            fields,
-            Vec::new(),
-        )?))
+        Ok(Arc::new(
+            SqlTable::new(backend, table_sql, fields, Vec::new())?
+                .with_aggregates(self.aggregate_pushdown),
+        ))
     }
 }
 

@@ -51,6 +51,9 @@ pub(crate) struct SqlTable {
     table_sql: String,
     columns: Columns,
     schema: SchemaRef,
+    /// Whether `GROUP BY` and aggregates over this table may run at the source
+    /// ([`crate::aggregate::AggregatePushdown`]); the source's `aggregate_pushdown`.
+    aggregates: bool,
 }
 
 impl SqlTable {
@@ -69,7 +72,18 @@ impl SqlTable {
             table_sql,
             columns: Columns::new(dialect, fields.to_vec(), affinity),
             schema: arrow_schema(fields),
+            aggregates: true,
         })
+    }
+
+    /// Keeps aggregates over this table in DataFusion when `on` is false.
+    pub(crate) fn with_aggregates(mut self, on: bool) -> Self {
+        self.aggregates = on;
+        self
+    }
+
+    pub(crate) fn aggregates(&self) -> bool {
+        self.aggregates
     }
 
     pub(crate) fn columns(&self) -> &Columns {

@@ -31,6 +31,7 @@ mod forms;
 mod grouping;
 mod matching;
 
+pub(crate) use self::forms::MYSQL_EXACT_COLLATION;
 pub(crate) use self::grouping::{Aggregate, Grouped, Item};
 
 /// Most values of one pushed `IN` list.

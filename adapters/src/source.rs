@@ -28,6 +28,7 @@ use crate::sqlite::{DEFAULT_POOL_SIZE, DEFAULT_TIMEOUT_MS, SqliteSource};
 /// path = "data/yjj.sqlite"
 /// pool_size = 4              # optional, default 4
 /// timeout_ms = 5000          # optional, default 5000
+/// aggregate_pushdown = true  # optional, default true (also for postgres and mysql)
 ///
 /// [sources.jtj-pg]
 /// kind = "postgres"
@@ -72,6 +73,9 @@ pub enum SourceConfig {
         /// Time limit of one query, waiting for a connection included; default 5000.
         #[serde(default)]
         timeout_ms: Option<u64>,
+        /// Whether `GROUP BY` and aggregates may run at the source; default true.
+        #[serde(default)]
+        aggregate_pushdown: Option<bool>,
     },
     /// A PostgreSQL database (read-only sessions; no TLS yet).
     Postgres {
@@ -91,6 +95,9 @@ pub enum SourceConfig {
         /// Schema of tables named without one; default the server's search path.
         #[serde(default)]
         schema: Option<String>,
+        /// Whether `GROUP BY` and aggregates may run at the source; default true.
+        #[serde(default)]
+        aggregate_pushdown: Option<bool>,
     },
     /// A MySQL or MariaDB database (read-only sessions).
     Mysql {
@@ -107,6 +114,9 @@ pub enum SourceConfig {
         /// Time limit of one query, enforced at the server too; default 5000.
         #[serde(default)]
         timeout_ms: Option<u64>,
+        /// Whether `GROUP BY` and aggregates may run at the source; default true.
+        #[serde(default)]
+        aggregate_pushdown: Option<bool>,
     },
     /// A directory of CSV files, one per table.
     Csv {
@@ -155,11 +165,13 @@ impl fmt::Debug for SourceConfig {
                 path,
                 pool_size,
                 timeout_ms,
+                aggregate_pushdown,
             } => f
                 .debug_struct("Sqlite")
                 .field("path", path)
                 .field("pool_size", pool_size)
                 .field("timeout_ms", timeout_ms)
+                .field("aggregate_pushdown", aggregate_pushdown)
                 .finish(),
             SourceConfig::Postgres {
                 url,
@@ -168,6 +180,7 @@ impl fmt::Debug for SourceConfig {
                 pool_size,
                 timeout_ms,
                 schema,
+                aggregate_pushdown,
             } => f
                 .debug_struct("Postgres")
                 .field("url", url)
@@ -176,6 +189,7 @@ impl fmt::Debug for SourceConfig {
                 .field("pool_size", pool_size)
                 .field("timeout_ms", timeout_ms)
                 .field("schema", schema)
+                .field("aggregate_pushdown", aggregate_pushdown)
                 .finish(),
             SourceConfig::Mysql {
                 url,
@@ -183,6 +197,7 @@ impl fmt::Debug for SourceConfig {
                 password_file,
                 pool_size,
                 timeout_ms,
+                aggregate_pushdown,
             } => f
                 .debug_struct("Mysql")
                 .field("url", url)
@@ -190,6 +205,7 @@ impl fmt::Debug for SourceConfig {
                 .field("password_file", password_file)
                 .field("pool_size", pool_size)
                 .field("timeout_ms", timeout_ms)
+                .field("aggregate_pushdown", aggregate_pushdown)
                 .finish(),
             SourceConfig::Csv {
                 dir,
@@ -370,14 +386,13 @@ fn build(id: &str, cfg: &SourceConfig, base_dir: &Path) -> Result<Arc<dyn Source
             path,
             pool_size,
             timeout_ms,
+            aggregate_pushdown,
         } => {
             let (pool_size, timeout_ms) = limits(pool_size, timeout_ms)?;
-            Arc::new(SqliteSource::new(
-                id,
-                base_dir.join(path),
-                pool_size,
-                timeout_ms,
-            ))
+            Arc::new(
+                SqliteSource::new(id, base_dir.join(path), pool_size, timeout_ms)
+                    .with_aggregate_pushdown(aggregate_pushdown.unwrap_or(true)),
+            )
         }
         SourceConfig::Postgres {
             url,
@@ -386,17 +401,14 @@ fn build(id: &str, cfg: &SourceConfig, base_dir: &Path) -> Result<Arc<dyn Source
             pool_size,
             timeout_ms,
             schema,
+            aggregate_pushdown,
         } => {
             let (pool_size, timeout_ms) = limits(pool_size, timeout_ms)?;
             let password = read_password(id, password, password_file, base_dir)?;
-            Arc::new(PostgresSource::new(
-                id,
-                url,
-                password,
-                pool_size,
-                timeout_ms,
-                schema.clone(),
-            )?)
+            Arc::new(
+                PostgresSource::new(id, url, password, pool_size, timeout_ms, schema.clone())?
+                    .with_aggregate_pushdown(aggregate_pushdown.unwrap_or(true)),
+            )
         }
         SourceConfig::Mysql {
             url,
@@ -404,10 +416,14 @@ fn build(id: &str, cfg: &SourceConfig, base_dir: &Path) -> Result<Arc<dyn Source
             password_file,
             pool_size,
             timeout_ms,
+            aggregate_pushdown,
         } => {
             let (pool_size, timeout_ms) = limits(pool_size, timeout_ms)?;
             let password = read_password(id, password, password_file, base_dir)?;
-            Arc::new(MysqlSource::new(id, url, password, pool_size, timeout_ms)?)
+            Arc::new(
+                MysqlSource::new(id, url, password, pool_size, timeout_ms)?
+                    .with_aggregate_pushdown(aggregate_pushdown.unwrap_or(true)),
+            )
         }
         SourceConfig::Csv {
             dir,

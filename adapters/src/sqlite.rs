@@ -46,6 +46,8 @@ const PROGRESS_INTERVAL: i32 = 1000;
 /// A read-only SQLite database file.
 pub struct SqliteSource {
     inner: Arc<Inner>,
+    /// See [`SqliteSource::with_aggregate_pushdown`].
+    aggregate_pushdown: bool,
 }
 
 struct Inner {
@@ -72,11 +74,19 @@ impl SqliteSource {
                 permits: Arc::new(Semaphore::new(pool_size)),
                 idle: Mutex::new(Vec::new()),
             }),
+            aggregate_pushdown: true,
         }
     }
 
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// Whether `GROUP BY` and aggregates over this source's tables may run at the
+    /// source (the default) or always in the gateway; the `aggregate_pushdown` key.
+    pub fn with_aggregate_pushdown(mut self, on: bool) -> Self {
+        self.aggregate_pushdown = on;
+        self
     }
 }
 
@@ -110,9 +120,10 @@ impl Source for SqliteSource {
         check_fields(fields)?;
         let affinity = self.inner.affinities(table, fields);
         let backend = Arc::new(scan::SqliteBackend(Arc::clone(&self.inner)));
-        Ok(Arc::new(SqlTable::new(
-            backend, table_sql, fields, affinity,
-        )?))
+        Ok(Arc::new(
+            SqlTable::new(backend, table_sql, fields, affinity)?
+                .with_aggregates(self.aggregate_pushdown),
+        ))
     }
 }
 

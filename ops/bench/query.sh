@@ -2,13 +2,14 @@
 # Cross-department SQL through the gateway vs the same SQL run directly on the
 # databases (issue 4). See ops/bench/README.md, "Queries".
 #
-#   ops/bench/query.sh            full run (~4 min of measurement after the build)
+#   ops/bench/query.sh            full run (~2.5 min after the build)
 #
 # Environment: BENCH_SECS (10) measured seconds per run, BENCH_WARMUP (2),
 # BENCH_CONCURRENCY ("1,8"), BENCH_OUT (results file prefix, default
 # ops/bench/results/query-<date>), BENCH_KEEP=1 keeps the temporary directory,
 # BENCH_NO_BUILD=1 uses the binaries already in target/release (or YIWANG_BIN and
-# BENCH_BIN).
+# BENCH_BIN), BENCH_AGGREGATE_PUSHDOWN (true) the two database sources'
+# `aggregate_pushdown` (false keeps GROUP BY in the gateway).
 #
 # It starts throwaway PostgreSQL and MariaDB servers (ops/testdb.sh, Debian packages),
 # a one-node `yiwang demo`, copies 交通运输局's truck records into PostgreSQL and
@@ -31,6 +32,8 @@ command -v curl >/dev/null || die "curl is required"
 secs=${BENCH_SECS:-10}
 warmup=${BENCH_WARMUP:-2}
 conc=${BENCH_CONCURRENCY:-1,8}
+aggregates=${BENCH_AGGREGATE_PUSHDOWN:-true}
+case $aggregates in true | false) ;; *) die "BENCH_AGGREGATE_PUSHDOWN must be true or false" ;; esac
 out=${BENCH_OUT:-$root/ops/bench/results/query-$(date +%F)}
 target=${CARGO_TARGET_DIR:-$root/target}
 
@@ -134,11 +137,13 @@ cat >>"$tmp/bench.toml" <<EOF
 kind = "postgres"
 url = "$pg_url_no_pass"
 ${pg_pass:+password = \"$pg_pass\"}
+aggregate_pushdown = $aggregates
 
 [sources.gdgs-mariadb]
 kind = "mysql"
 url = "$my_url_no_pass"
 password = "$my_pass"
+aggregate_pushdown = $aggregates
 EOF
 "$yiwang" serve --config "$tmp/bench.toml" >>"$tmp/node.log" 2>&1 &
 node_pid=$!
@@ -204,6 +209,8 @@ echo "bench/query: measuring (${secs}s per run, C=$conc)" >&2
     echo "# Query benchmark $(date -u +%FT%TZ), yiwang $(git rev-parse --short HEAD)$(git diff --quiet || echo '+changes')"
     echo
     echo "Machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), $(free -g | awk '/Mem:/{print $2}') GiB"
+    echo
+    echo "Database sources: aggregate_pushdown = $aggregates"
     echo
     "$bench" report "$out.jsonl"
 } >"$out.md"

@@ -81,6 +81,18 @@ pub(super) fn mysql_bytes(c: &str) -> String {
     format!("CAST(CONVERT({c} USING utf8mb4) AS BINARY)")
 }
 
+/// MariaDB's NO PAD binary collation of utf8mb4: it orders and groups by code point
+/// (so as UTF-8 bytes), and `'a'` and `'a '` differ. The MySQL adapter names MySQL 8's
+/// own, `utf8mb4_0900_bin`, in its place when the server is MySQL.
+pub(crate) const MYSQL_EXACT_COLLATION: &str = "utf8mb4_nopad_bin";
+
+/// A MySQL string as a group key or `min`/`max` operand, equal and ordered as
+/// DataFusion's strings. Same result as [`mysql_bytes`], and MariaDB groups by a
+/// collated string about twice as fast as by a cast to BINARY.
+pub(super) fn mysql_exact_text(c: &str) -> String {
+    format!("CONVERT({c} USING utf8mb4) COLLATE {MYSQL_EXACT_COLLATION}")
+}
+
 /// The boolean the SQLite reader makes of a stored value (`arrow.rs`, `to_bool`), as
 /// 1/0; NULL for values the reader rejects.
 pub(super) fn sqlite_bool(c: &str) -> String {

@@ -7,7 +7,7 @@
 //!
 //! | | SQLite | PostgreSQL | MySQL / MariaDB |
 //! | --- | --- | --- | --- |
-//! | key: string | `c COLLATE BINARY`, TEXT affinity | `c::text COLLATE "C"` | the UTF-8 bytes |
+//! | key: string | `c COLLATE BINARY`, TEXT affinity | `c::text COLLATE "C"` | `CONVERT(c USING utf8mb4)` under a NO PAD binary collation |
 //! | key: integer | numeric affinity | `c::int8` | as is |
 //! | key: date | `c COLLATE BINARY` | `c::date` | as is |
 //! | key: datetime | – (several text forms) | `c::timestamp` | as is |
@@ -15,7 +15,7 @@
 //! | key: float | – (`-0.0`, NaN) | – | – |
 //! | `count(*)`, `count(c)` | yes | yes | yes |
 //! | `sum` of integer, float | numeric affinity | `SUM(c::int8)::int8`, `SUM(c::float8)` | `SUM(c)` (a DECIMAL for integers, read as text) |
-//! | `min`, `max` | integer, float (numeric affinity), string (TEXT affinity) | all but boolean | integer, float, string (as bytes) |
+//! | `min`, `max` | integer, float (numeric affinity), string (TEXT affinity) | all but boolean | integer, float, string (as the key) |
 //! | `avg` of integer, float | numeric affinity | `AVG(c::float8)` | – (DECIMAL with 4 places) |
 //!
 //! SQLite keeps whatever a row holds, so `sum`, `avg`, `min` or `max` over a column
@@ -28,7 +28,7 @@
 
 use yiwang_catalog::model::FieldType;
 
-use super::forms::{mysql_bytes, pg_operand};
+use super::forms::{mysql_exact_text, pg_operand};
 use super::{Affinity, Columns, Dialect, Param};
 
 /// An aggregate function over one table's fields (by index).
@@ -73,7 +73,7 @@ impl Columns {
             (Dialect::Sqlite, FieldType::Date) => format!("{c} COLLATE BINARY"),
             (Dialect::Sqlite, _) => return None,
             (Dialect::Postgres, t) => pg_operand(&c, t),
-            (Dialect::Mysql, FieldType::String) => mysql_bytes(&c),
+            (Dialect::Mysql, FieldType::String) => mysql_exact_text(&c),
             (Dialect::Mysql, FieldType::Integer | FieldType::Date | FieldType::Datetime) => c,
             (Dialect::Mysql, FieldType::Boolean) => return None,
         };
@@ -147,7 +147,7 @@ impl Columns {
             (Dialect::Mysql, A::Sum(_)) if numeric => (format!("SUM({c})"), t),
             (Dialect::Mysql, A::Min(_) | A::Max(_)) if numeric => (min_max(agg, &c), t),
             (Dialect::Mysql, A::Min(_) | A::Max(_)) if t == FieldType::String => {
-                (min_max(agg, &mysql_bytes(&c)), t)
+                (min_max(agg, &mysql_exact_text(&c)), t)
             }
             _ => return None,
         };

@@ -21,6 +21,7 @@ fn demo_sources() -> (tempfile::TempDir, Sources) {
                 path: relative,
                 pool_size: None,
                 timeout_ms: None,
+                aggregate_pushdown: None,
             };
             (id, source)
         })
@@ -259,6 +260,7 @@ async fn a_missing_file_is_unavailable_until_it_appears() {
             path: "late.sqlite".into(),
             pool_size: Some(1),
             timeout_ms: Some(1000),
+            aggregate_pushdown: None,
         },
     )]);
     let sources = Sources::from_config(&cfg, dir.path()).unwrap();

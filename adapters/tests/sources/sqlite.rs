@@ -1,15 +1,16 @@
 //! SQLite through DataFusion, on the demo scenario databases.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use yiwang_adapters::demo::{SCENARIO_SHUTDOWN_NAME, SCENARIO_SHUTDOWN_USCC};
 use yiwang_adapters::sqlite::SqliteSource;
-use yiwang_adapters::{AdapterError, Source};
+use yiwang_adapters::{AdapterError, Source, SourceConfig, Sources};
 use yiwang_catalog::model::FieldType;
 
 use crate::common::{
-    adapter_error, check_trap, context_with, field, query, rows, scenario_fields, scenario_source,
-    sorted, trap_fields, trap_rows,
+    adapter_error, aggregated_at_source, check_trap, context_with, field, query, rows,
+    scenario_fields, scenario_source, sorted, trap_fields, trap_rows,
 };
 
 /// The rows of a direct rusqlite query, formatted like DataFusion's.
@@ -238,4 +239,42 @@ async fn slow_scan_is_interrupted_at_the_time_limit() {
     // The connection is usable again at once.
     let err = query(&ctx, "SELECT a FROM slow").await.unwrap_err();
     assert!(matches!(adapter_error(&err), AdapterError::Timeout { .. }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aggregate_pushdown_is_a_per_source_setting() {
+    let path = scenario_source("jtj-db").path().to_path_buf();
+    let table = "hazmat_truck_checkpoints";
+    let q = "SELECT checkpoint, count(*) FROM t GROUP BY checkpoint";
+    let mut answers = Vec::new();
+    for (setting, at_source) in [("", true), ("aggregate_pushdown = false", false)] {
+        let cfg: SourceConfig =
+            toml::from_str(&format!("kind = \"sqlite\"\npath = {path:?}\n{setting}")).unwrap();
+        let sources = Sources::from_config(
+            &BTreeMap::from([("jtj-db".to_string(), cfg)]),
+            std::path::Path::new("/"),
+        )
+        .unwrap();
+        let provider = sources
+            .require("jtj-db")
+            .unwrap()
+            .table_provider(table, &scenario_fields(table))
+            .unwrap();
+        let ctx = context_with(&[("t", provider)]);
+        let (got, scans) = query(&ctx, q).await.unwrap();
+        assert_eq!(scans.len(), 1);
+        assert_eq!(
+            aggregated_at_source(&scans[0]),
+            at_source,
+            "{setting}: {scans:?}"
+        );
+        if !at_source {
+            // Every row of the table leaves the source, and DataFusion groups them.
+            let all = direct("jtj-db", &format!("SELECT count(*) FROM {table}"));
+            assert_eq!(scans[0].rows_read.to_string(), all[0]);
+        }
+        answers.push(sorted(got));
+    }
+    assert_eq!(answers[0], answers[1]);
+    assert!(!answers[0].is_empty());
 }

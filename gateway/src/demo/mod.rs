@@ -90,6 +90,7 @@ pub fn prepare_layout(dir: &Path) -> Result<Layout> {
                 path,
                 pool_size: None,
                 timeout_ms: None,
+                aggregate_pushdown: None,
             };
             (id, cfg)
         })
