@@ -66,7 +66,11 @@ where
     if tokio::time::timeout(grace, server).await.is_err() {
         tracing::warn!("listeners did not stop within the grace period");
     }
-    // The last records, anchored: a tail removed while the node is stopped is found.
+    // The last records, fsynced and anchored: a tail removed while the node is stopped
+    // is found.
+    if let Err(e) = node.audit.flush().await {
+        tracing::warn!("the last audit records could not be fsynced: {e}");
+    }
     match tokio::time::timeout(std::time::Duration::from_secs(3), node.anchor_audit_head()).await {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => tracing::warn!("final audit anchor not published: {e}"),

@@ -18,9 +18,17 @@
 # each, group, none, …), and the table reports medians: single runs at 64 clients on
 # two cores vary by several ms at p99, more than what is measured.
 #
+# Those runs are closed loop: each client sends its next request when the last is
+# answered, so at 64 clients the node is saturated and latency is mostly queueing
+# (64 clients / throughput): what durability adds there is its CPU cost. The open-loop
+# runs (BENCH_RATE_CLIENTS clients sending BENCH_RATES requests/s in total, latency
+# from each request's scheduled time, like wrk2) show the latency durability adds
+# at a load the node can carry.
+#
 # Environment: BENCH_PARTS ("writer gateway": which parts to run), BENCH_SYNC
 # ("none each group": the modes), BENCH_REPEAT (3), BENCH_SECS (10) measured seconds per run, BENCH_WARMUP (2),
-# BENCH_WRITERS ("1 64 1024"), BENCH_CONCURRENCY ("1 16 64"), BENCH_OUT (results
+# BENCH_WRITERS ("1 64 1024"), BENCH_CONCURRENCY ("1 16 64"), BENCH_RATES ("2000
+# 4000", empty for none), BENCH_RATE_CLIENTS (64), BENCH_OUT (results
 # prefix, default ops/bench/results/audit-<date>), BENCH_NO_BUILD=1 or
 # YIWANG_BIN/BENCH_BIN to use prebuilt binaries, BENCH_KEEP=1 keeps the temporary
 # directory. Everything binds to loopback and is stopped on exit.
@@ -36,6 +44,8 @@ secs=${BENCH_SECS:-10}
 warmup=${BENCH_WARMUP:-2}
 writers=${BENCH_WRITERS:-1 64 1024}
 concurrency=${BENCH_CONCURRENCY:-1 16 64}
+rates=${BENCH_RATES-2000 4000}
+rate_clients=${BENCH_RATE_CLIENTS:-64}
 parts=${BENCH_PARTS:-writer gateway}
 modes=${BENCH_SYNC:-none each group}
 repeat=${BENCH_REPEAT:-3}
@@ -88,11 +98,18 @@ for sync in $modes; do
             --cert "$certs/dsj-system.pem" --key "$certs/dsj-system.key" \
             --pids "$node_pid" --note "sync=$sync" --jsonl "$request_jsonl" >&2
     done
+    for rate in $rates; do
+        "$bench" run --system yiwang --op records -c "$rate_clients" --rate "$rate" \
+            --duration "$secs" --warmup "$warmup" \
+            --nodes "https://127.0.0.1:$port" --ca "$certs/ca.pem" \
+            --cert "$certs/dsj-system.pem" --key "$certs/dsj-system.key" \
+            --pids "$node_pid" --note "sync=$sync" --jsonl "$request_jsonl" >&2
+    done
 done
 done
 fi
 
-python3 - "$writer_jsonl" "$request_jsonl" "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" >"$out.md" <<'EOF'
+python3 - "$writer_jsonl" "$request_jsonl" "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo +changes)" >"$out.md" <<'EOF'
 import json, sys
 writer = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 req = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]
@@ -105,25 +122,27 @@ for w in writer:
     print(f"| {w['sync']} | {w['clients']} | {w['records_per_s']:.0f} | {w['records_per_commit']} | "
           f"{w['append_ms_p50']:.2f} | {w['append_ms_p99']:.2f} |")
 print("\n## Records reads through the gateway (`yiwang-bench run --op records`)\n")
-print("Two audit records per request (request + completion). Medians of the repeated runs (modes interleaved); *added* = difference to the median of `none` at the same concurrency.\n")
-print("| sync | clients | runs | req/s | p50 ms | p99 ms | added p50 ms | added p99 ms | errors |")
-print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+print("Two audit records per request (request + completion). Medians of the repeated runs (modes interleaved); *added* = difference to the median of `none` at the same load. *Closed loop*: each client sends its next request when the last is answered. *Open loop*: the clients send a fixed total rate, latency counted from each request's scheduled time.\n")
+print("| sync | clients | load | runs | req/s | p50 ms | p99 ms | added p50 ms | added p99 ms | node CPU µs/req | errors |")
+print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 import statistics
 groups = {}
 for r in req:
     if "failed" in r:
-        print(f"| {r.get('note','')} | {r['concurrency']} | failed: {r['failed'][:80]} | | | | | | |")
+        print(f"| {r.get('note','')} | {r['concurrency']} | failed: {r['failed'][:80]} | | | | | | | | |")
         continue
-    groups.setdefault((r.get("note", "").removeprefix("sync="), r["concurrency"]), []).append(r)
+    groups.setdefault((r.get("note", "").removeprefix("sync="), r["concurrency"], r.get("rate") or 0), []).append(r)
 def med(rs, f):
     return statistics.median(f(r) for r in rs)
 order = {"none": 0, "each": 1, "group": 2}
-for (sync, c), rs in sorted(groups.items(), key=lambda kv: (order.get(kv[0][0], 9), kv[0][1])):
+for (sync, c, rate), rs in sorted(groups.items(), key=lambda kv: (kv[0][2] > 0, kv[0][2], order.get(kv[0][0], 9), kv[0][1])):
     p50, p99 = med(rs, lambda r: r["latency_ms"]["p50"]), med(rs, lambda r: r["latency_ms"]["p99"])
-    base = groups.get(("none", c))
+    base = groups.get(("none", c, rate))
     add50 = f"{p50 - med(base, lambda r: r['latency_ms']['p50']):+.2f}" if base else ""
     add99 = f"{p99 - med(base, lambda r: r['latency_ms']['p99']):+.2f}" if base else ""
-    print(f"| {sync} | {c} | {len(rs)} | {med(rs, lambda r: r['ops_per_s']):.0f} | {p50:.2f} | {p99:.2f} | {add50} | {add99} | {sum(r['errors'] for r in rs)} |")
+    load = f"open, {rate:.0f} req/s" if rate else "closed"
+    cpu = med(rs, lambda r: r["server_cpu_us_per_item"])
+    print(f"| {sync} | {c} | {load} | {len(rs)} | {med(rs, lambda r: r['ops_per_s']):.0f} | {p50:.2f} | {p99:.2f} | {add50} | {add99} | {cpu:.0f} | {sum(r['errors'] for r in rs)} |")
 EOF
 cat "$out.md"
 log "results: $out.md ($writer_jsonl, $request_jsonl)"

@@ -278,4 +278,45 @@ mod tests {
         assert_eq!(c.to_string(), "1-57.2-33");
         assert!(Cursor::parse("12").is_none());
     }
+
+    #[tokio::test]
+    async fn completion_records_share_the_next_fsync() {
+        let tmp = tempfile::tempdir().unwrap();
+        let opts = AuditOptions {
+            dir: tmp.path().to_path_buf(),
+            node: 1,
+            segment_bytes: 1 << 20,
+            sync: SyncMode::Group,
+        };
+        let metrics = crate::metrics::Metrics::new();
+        let log = AuditLog::open(&opts, metrics.clone()).unwrap();
+        assert_eq!(log.append(event(0)).await.unwrap().seq, 1);
+        assert_eq!(metrics.audit_commits.get(), 1);
+        // Twenty completion records, one every millisecond: each is written at once,
+        // but they share fsyncs (one per 20 ms at most) instead of taking one each.
+        for i in 1..=20 {
+            log.append_detached(event(i));
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        // A waited record's fsync covers every record before it.
+        let r = log.append(event(21)).await.unwrap();
+        assert_eq!(r.seq, 22);
+        assert_eq!(log.head().seq, 22);
+        let commits = metrics.audit_commits.get();
+        assert!(commits <= 12, "{commits} fsyncs for 22 records");
+        // Alone, a completion record is durable within the deferral, and flush()
+        // makes it durable at once.
+        log.append_detached(event(22));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while log.head().seq < 23 {
+            assert!(std::time::Instant::now() < deadline, "never fsynced");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        log.append_detached(event(23));
+        assert_eq!(log.flush().await.unwrap().seq, 24);
+        let head = log.head();
+        let report = verify_path(log.dir(), None, Some(&head)).unwrap();
+        assert!(report.ok, "{report:?}");
+        assert_eq!(report.records, 24);
+    }
 }

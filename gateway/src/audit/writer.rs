@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
@@ -17,12 +17,28 @@ use super::{AuditEvent, AuditRecord, GENESIS, StoredRecord};
 /// `None` for records nobody waits for (completion records).
 type Reply = Option<oneshot::Sender<Result<AuditRecord, String>>>;
 
+/// What the writer thread is asked to do. Records go by value, as before there was a
+/// `Flush`: boxing them would cost an allocation per record for a message sent once per
+/// stop.
+#[allow(clippy::large_enum_variant)]
+enum Msg {
+    Record(AuditEvent, Reply),
+    /// Make everything written so far durable, and answer with the durable head.
+    Flush(oneshot::Sender<Result<ChainHead, String>>),
+}
+
+/// How long a record nobody waits for (a completion record) may stay written but not
+/// yet fsynced, when no waited record comes to share its fsync.
+const DEFERRED_SYNC: Duration = Duration::from_millis(20);
+
 /// How records reach the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SyncMode {
     /// Group commit: every record that arrives while the writer is busy shares the next
-    /// write and `fdatasync` (the default).
+    /// write and `fdatasync` (the default). Records nobody waits for (completion
+    /// records, written after their response) are written at once but fsynced with the
+    /// next record somebody waits for, or within 20 ms.
     #[default]
     Group,
     /// One `fdatasync` per record (for comparison in benchmarks).
@@ -53,7 +69,7 @@ pub struct AuditOptions {
 /// Handle to a node's audit log; cheap to clone.
 #[derive(Clone)]
 pub struct AuditLog {
-    tx: mpsc::Sender<(AuditEvent, Reply)>,
+    tx: mpsc::Sender<Msg>,
     dir: PathBuf,
     head: Arc<Mutex<ChainHead>>,
     problem: Arc<Mutex<Option<String>>>,
@@ -83,12 +99,17 @@ impl AuditLog {
             .with_context(|| format!("cannot open {}", segment.display()))?;
         sync_dir(&dir)?;
         let (tx, rx) = mpsc::channel();
+        let written = head.clone();
         let head = Arc::new(Mutex::new(head));
         let problem = Arc::new(Mutex::new(None));
         let len = file.metadata()?.len();
         let writer = Writer {
             file,
             len,
+            synced_len: len,
+            written,
+            unsynced: 0,
+            unsynced_since: None,
             dir: dir.clone(),
             opts: opts.clone(),
             last_time,
@@ -123,7 +144,7 @@ impl AuditLog {
         let started = Instant::now();
         let (reply, wait) = oneshot::channel();
         self.metrics.audit_queue.inc();
-        if self.tx.send((event, Some(reply))).is_err() {
+        if self.tx.send(Msg::Record(event, Some(reply))).is_err() {
             self.metrics.audit_queue.dec();
             bail!("audit writer has stopped");
         }
@@ -142,11 +163,24 @@ impl AuditLog {
     /// response). A failure to write it is logged and counted.
     pub fn append_detached(&self, event: AuditEvent) {
         self.metrics.audit_queue.inc();
-        if self.tx.send((event, None)).is_err() {
+        if self.tx.send(Msg::Record(event, None)).is_err() {
             self.metrics.audit_queue.dec();
             tracing::error!("audit writer has stopped; a completion record is lost");
             self.metrics.audit_failures.inc();
         }
+    }
+
+    /// Makes every record written so far durable (completion records may wait up to
+    /// 20 ms for an fsync otherwise) and returns the durable head: before a node's last
+    /// anchor, so that the anchor covers its last records.
+    pub async fn flush(&self) -> Result<ChainHead> {
+        let (reply, wait) = oneshot::channel();
+        self.tx
+            .send(Msg::Flush(reply))
+            .map_err(|_| anyhow!("audit writer has stopped"))?;
+        wait.await
+            .map_err(|_| anyhow!("audit writer has stopped"))?
+            .map_err(|e| anyhow!("{e}"))
     }
 
     /// The node's segment folder.
@@ -154,6 +188,8 @@ impl AuditLog {
         &self.dir
     }
 
+    /// The last durable record: what anchors publish. Completion records written
+    /// after it may not be durable yet.
     pub fn head(&self) -> ChainHead {
         lock(&self.head).clone()
     }
@@ -307,6 +343,14 @@ struct Writer {
     file: File,
     /// Segment length after the last good batch.
     len: u64,
+    /// Segment length that is durable: `len` minus records written but not fsynced.
+    synced_len: u64,
+    /// The chain's end, including records written but not fsynced yet; the durable
+    /// end is published in `head`.
+    written: ChainHead,
+    /// Records written but not fsynced (only records nobody waits for), and since when.
+    unsynced: u64,
+    unsynced_since: Option<Instant>,
     dir: PathBuf,
     opts: AuditOptions,
     /// Time of the last record: record times never go backwards, even if the clock does,
@@ -322,29 +366,68 @@ struct Writer {
 }
 
 impl Writer {
-    fn run(mut self, rx: mpsc::Receiver<(AuditEvent, Reply)>) {
-        // Block for the first record, then take everything else already queued: that
-        // batch shares one write and one fsync.
-        while let Ok(first) = rx.recv() {
-            let mut batch = vec![first];
-            while let Ok(more) = rx.try_recv() {
-                batch.push(more);
-                if batch.len() >= 4096 {
-                    break;
+    fn run(mut self, rx: mpsc::Receiver<Msg>) {
+        // Block for the first message, then take everything else already queued: that
+        // batch shares one write and one fsync. While records wait for a deferred fsync,
+        // block no longer than until it is due.
+        loop {
+            let first = match self.unsynced_since {
+                Some(since) => {
+                    let due = (since + DEFERRED_SYNC).saturating_duration_since(Instant::now());
+                    match rx.recv_timeout(due) {
+                        Ok(m) => m,
+                        Err(mpsc::RecvTimeoutError::Timeout) => {
+                            self.sync_deferred();
+                            continue;
+                        }
+                        Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                    }
                 }
+                None => match rx.recv() {
+                    Ok(m) => m,
+                    Err(_) => break,
+                },
+            };
+            let mut batch = Vec::new();
+            let mut flushes = Vec::new();
+            let mut next = Some(first);
+            while let Some(m) = next {
+                match m {
+                    Msg::Record(event, reply) => batch.push((event, reply)),
+                    Msg::Flush(reply) => flushes.push(reply),
+                }
+                next = if batch.len() < 4096 {
+                    rx.try_recv().ok()
+                } else {
+                    None
+                };
             }
             self.metrics.audit_queue.dec_by(batch.len() as i64);
             if self.opts.sync == SyncMode::Each {
                 for one in batch {
-                    self.write_batch(vec![one]);
+                    self.write_batch(vec![one], true);
                 }
-            } else {
-                self.write_batch(batch);
+            } else if !batch.is_empty() {
+                let waited = !flushes.is_empty() || batch.iter().any(|(_, r)| r.is_some());
+                self.write_batch(batch, waited);
+            }
+            if !flushes.is_empty() {
+                self.sync_deferred();
+                let answer = match &*lock(&self.problem) {
+                    Some(why) => Err(why.clone()),
+                    None => Ok(lock(&self.head).clone()),
+                };
+                for reply in flushes {
+                    let _ = reply.send(answer.clone());
+                }
             }
         }
+        self.sync_deferred();
     }
 
-    fn write_batch(&mut self, batch: Vec<(AuditEvent, Reply)>) {
+    /// Writes `batch`; fsyncs it (with any deferred records before it) when `durable`,
+    /// which records somebody waits for need, and otherwise defers the fsync.
+    fn write_batch(&mut self, batch: Vec<(AuditEvent, Reply)>, durable: bool) {
         if let Some(why) = &self.poisoned {
             self.metrics.audit_failures.inc();
             for (_, reply) in batch {
@@ -357,7 +440,7 @@ impl Writer {
             }
             return;
         }
-        let mut head = lock(&self.head).clone();
+        let mut head = self.written.clone();
         let mut buf = Vec::with_capacity(batch.len() * 512);
         let mut records = Vec::with_capacity(batch.len());
         let mut replies = Vec::with_capacity(batch.len());
@@ -385,48 +468,44 @@ impl Writer {
             records.push(record);
             replies.push(reply);
         }
-        let fsync_started = Instant::now();
-        let result = self
-            .file
-            .write_all(&buf)
-            .and_then(|_| match self.opts.sync {
-                SyncMode::None => Ok(()),
-                _ => self.file.sync_data(),
-            });
-        self.metrics
-            .audit_fsync
-            .observe(fsync_started.elapsed().as_secs_f64());
+        let fsync = durable && self.opts.sync != SyncMode::None;
+        let started = Instant::now();
+        let result = match self.file.write_all(&buf) {
+            Err(e) => Err((e, false)),
+            Ok(()) if fsync => self.file.sync_data().map_err(|e| (e, true)),
+            Ok(()) => Ok(()),
+        };
+        if fsync || self.opts.sync == SyncMode::None {
+            self.metrics
+                .audit_fsync
+                .observe(started.elapsed().as_secs_f64());
+        }
         match result {
             Ok(()) => {
                 self.len += buf.len() as u64;
                 self.last_time = time;
-                *lock(&self.head) = head;
+                self.written = head;
                 self.metrics.audit_records.inc_by(records.len() as u64);
-                self.metrics.audit_commits.inc();
+                if fsync || self.opts.sync == SyncMode::None {
+                    self.metrics.audit_commits.inc();
+                    self.publish();
+                } else {
+                    self.unsynced += records.len() as u64;
+                    self.unsynced_since.get_or_insert(started);
+                }
                 for (record, reply) in records.into_iter().zip(replies) {
                     if let Some(reply) = reply {
                         let _ = reply.send(Ok(record));
                     }
                 }
                 *lock(&self.problem) = None;
-                if self.len >= self.opts.segment_bytes {
+                if self.unsynced == 0 && self.len >= self.opts.segment_bytes {
                     self.rotate();
                 }
             }
-            Err(e) => {
-                // Roll the segment back to the last good record so the chain stays
-                // whole; every waiter gets the error and answers 503 without data.
-                let mut why = format!("cannot write the audit log in {}: {e}", self.dir.display());
-                tracing::error!("{why}");
-                self.metrics.audit_failures.inc();
-                if let Err(e) = self.rollback() {
-                    why = format!(
-                        "{why}; rolling the failed batch back failed too ({e}): the audit log \
-                         takes no more records until the node restarts"
-                    );
-                    tracing::error!("{why}");
-                    self.poisoned = Some(why.clone());
-                }
+            Err((e, in_fsync)) => {
+                let why = format!("cannot write the audit log in {}: {e}", self.dir.display());
+                let why = self.fail(why, in_fsync);
                 for reply in replies {
                     match reply {
                         Some(reply) => {
@@ -435,15 +514,85 @@ impl Writer {
                         None => tracing::error!("a completion record is lost: {why}"),
                     }
                 }
-                *lock(&self.problem) = Some(why);
             }
         }
+    }
+
+    /// Everything written is durable now: publish the head.
+    fn publish(&mut self) {
+        self.synced_len = self.len;
+        self.unsynced = 0;
+        self.unsynced_since = None;
+        *lock(&self.head) = self.written.clone();
+    }
+
+    /// Fsyncs records written without one (nobody waited for them), if any.
+    fn sync_deferred(&mut self) {
+        if self.unsynced == 0 || self.poisoned.is_some() {
+            return;
+        }
+        let started = Instant::now();
+        let result = self.file.sync_data();
+        self.metrics
+            .audit_fsync
+            .observe(started.elapsed().as_secs_f64());
+        match result {
+            Ok(()) => {
+                self.metrics.audit_commits.inc();
+                self.publish();
+                if self.len >= self.opts.segment_bytes {
+                    self.rotate();
+                }
+            }
+            Err(e) => {
+                let why = format!("cannot write the audit log in {}: {e}", self.dir.display());
+                self.fail(why, true);
+            }
+        }
+    }
+
+    /// After a failed write or fsync: rolls the segment back so the chain stays whole,
+    /// records the problem (data requests get 503 until a write succeeds again) and
+    /// returns the reason to give every waiter. After a failed fsync nothing since the
+    /// last good one can be trusted to be on disk, so the deferred records go too.
+    fn fail(&mut self, mut why: String, in_fsync: bool) -> String {
+        tracing::error!("{why}");
+        self.metrics.audit_failures.inc();
+        let keep = if in_fsync { self.synced_len } else { self.len };
+        if keep < self.len {
+            let lost = self.unsynced;
+            why = format!("{why}; {lost} completion records not yet fsynced are lost");
+            tracing::error!("{lost} completion records not yet fsynced are lost");
+            self.metrics.audit_failures.inc_by(lost);
+        }
+        match self.rollback(keep) {
+            Ok(()) => {
+                if keep < self.len {
+                    self.written = lock(&self.head).clone();
+                }
+                self.len = keep;
+                // What remains was synced by the rollback.
+                self.publish();
+            }
+            Err(e) => {
+                why = format!(
+                    "{why}; rolling the failed batch back failed too ({e}): the audit log \
+                     takes no more records until the node restarts"
+                );
+                tracing::error!("{why}");
+                self.poisoned = Some(why.clone());
+                self.unsynced = 0;
+                self.unsynced_since = None;
+            }
+        }
+        *lock(&self.problem) = Some(why.clone());
+        why
     }
 
     /// Seals the current segment and starts the next. On failure the current segment
     /// stays open and grows; the next batch tries again.
     fn rotate(&mut self) {
-        let next = lock(&self.head).seq + 1;
+        let next = self.written.seq + 1;
         let path = self.dir.join(segments::segment_name(next));
         let opened = OpenOptions::new()
             .create_new(true)
@@ -460,6 +609,7 @@ impl Writer {
                 tracing::info!("audit segment {} started", path.display());
                 self.file = f;
                 self.len = 0;
+                self.synced_len = 0;
             }
             Err(e) => {
                 let _ = std::fs::remove_file(&path);
@@ -471,9 +621,9 @@ impl Writer {
         }
     }
 
-    /// Cuts the segment back to its length before the failed batch.
-    fn rollback(&mut self) -> std::io::Result<()> {
-        self.file.set_len(self.len)?;
+    /// Cuts the segment back to `len` bytes.
+    fn rollback(&mut self, len: u64) -> std::io::Result<()> {
+        self.file.set_len(len)?;
         self.file.seek(SeekFrom::End(0))?;
         self.file.sync_all()
     }

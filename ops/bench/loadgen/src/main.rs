@@ -176,6 +176,13 @@ pub struct RunArgs {
     /// Per-request timeout in seconds
     #[arg(long, default_value_t = 30.0)]
     timeout: f64,
+    /// Open loop: send this many requests per second in total, spread evenly over the
+    /// clients, whatever the answers' speed (like wrk2). Latency is measured from each
+    /// request's scheduled time, so a server that falls behind shows it in full. Without
+    /// it, each client sends its next request when the last is answered (closed loop),
+    /// which at saturation measures throughput more than latency.
+    #[arg(long)]
+    rate: Option<f64>,
     /// Server process ids whose CPU time is measured over the window
     #[arg(long, value_delimiter = ',')]
     pids: Vec<u32>,
@@ -300,6 +307,9 @@ async fn run(args: RunArgs) -> Result<serde_json::Value> {
     if args.concurrency == 0 || args.duration <= 0.0 || args.bulk_size == 0 {
         bail!("concurrency, duration and bulk-size must be positive");
     }
+    if args.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
+        bail!("--rate must be a positive number of requests per second");
+    }
     let nodes: Vec<String> = args
         .nodes
         .iter()
@@ -325,6 +335,7 @@ async fn run(args: RunArgs) -> Result<serde_json::Value> {
     let begin = Instant::now() + Duration::from_millis(50);
     let window_start = begin + Duration::from_secs_f64(args.warmup);
     let window_end = window_start + Duration::from_secs_f64(args.duration);
+    let rate = args.rate;
     let mut tasks = Vec::with_capacity(c);
     for t in 0..c {
         let client = http_client(&tls, timeout)?;
@@ -336,7 +347,16 @@ async fn run(args: RunArgs) -> Result<serde_json::Value> {
             tokio::time::sleep_until(begin.into()).await;
             let mut seq = 0u64;
             loop {
-                let t0 = Instant::now();
+                let t0 = match rate {
+                    // Request `seq` of client `t` is due at (seq·c + t)/rate after begin.
+                    Some(rate) => {
+                        let due = begin
+                            + Duration::from_secs_f64((seq as f64 * c as f64 + t as f64) / rate);
+                        tokio::time::sleep_until(due.into()).await;
+                        due
+                    }
+                    None => Instant::now(),
+                };
                 if t0 >= window_end {
                     break;
                 }
@@ -408,6 +428,7 @@ async fn run(args: RunArgs) -> Result<serde_json::Value> {
         "system": format!("{:?}", args.system).to_lowercase(),
         "op": args.op.name(),
         "concurrency": c,
+        "rate": rate,
         "stale": args.stale,
         "protocol": "HTTP/1.1 + TLS (mTLS), one keep-alive connection per client",
         "nodes": nodes,
