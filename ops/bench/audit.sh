@@ -83,6 +83,13 @@ wait_ready() { bench_wait_ready "$admin" "$node_pid" "$tmp/node.log"; }
 node_pid=$!
 wait_ready
 certs=$demo/certs
+# One load run against the node as it is now; arguments choose the load.
+read_records() {
+    "$bench" run --system yiwang --op records "$@" --duration "$secs" --warmup "$warmup" \
+        --nodes "https://127.0.0.1:$port" --ca "$certs/ca.pem" \
+        --cert "$certs/dsj-system.pem" --key "$certs/dsj-system.key" \
+        --pids "$node_pid" --note "sync=$sync" --jsonl "$request_jsonl" >&2
+}
 for ((rep = 1; rep <= repeat; rep++)); do
 for sync in $modes; do
     kill "$node_pid"
@@ -93,17 +100,10 @@ for sync in $modes; do
     node_pid=$!
     wait_ready
     for c in $concurrency; do
-        "$bench" run --system yiwang --op records -c "$c" --duration "$secs" --warmup "$warmup" \
-            --nodes "https://127.0.0.1:$port" --ca "$certs/ca.pem" \
-            --cert "$certs/dsj-system.pem" --key "$certs/dsj-system.key" \
-            --pids "$node_pid" --note "sync=$sync" --jsonl "$request_jsonl" >&2
+        read_records -c "$c"
     done
     for rate in $rates; do
-        "$bench" run --system yiwang --op records -c "$rate_clients" --rate "$rate" \
-            --duration "$secs" --warmup "$warmup" \
-            --nodes "https://127.0.0.1:$port" --ca "$certs/ca.pem" \
-            --cert "$certs/dsj-system.pem" --key "$certs/dsj-system.key" \
-            --pids "$node_pid" --note "sync=$sync" --jsonl "$request_jsonl" >&2
+        read_records -c "$rate_clients" --rate "$rate"
     done
 done
 done
