@@ -186,12 +186,13 @@ impl Node {
     async fn run_local(&self, op: &LeaderOp) -> Result<LeaderReply, Attempt> {
         match op {
             LeaderOp::Write { command } => {
+                // Through the proposer: concurrent writes share one Raft entry.
                 let write =
-                    tokio::time::timeout(COMMIT_TIMEOUT, self.raft.client_write(command.clone()));
+                    tokio::time::timeout(COMMIT_TIMEOUT, self.proposer.propose(command.clone()));
                 match write.await {
-                    Ok(Ok(resp)) => Ok(LeaderReply::Written {
-                        index: resp.log_id.index,
-                        data: resp.data,
+                    Ok(Ok(c)) => Ok(LeaderReply::Written {
+                        index: c.index,
+                        data: c.response,
                     }),
                     Ok(Err(e)) => Err(membership_error(e)),
                     Err(_) => Err(Attempt::Failed(ApiError::unavailable(format!(
@@ -199,17 +200,14 @@ impl Node {
                     )))),
                 }
             }
-            LeaderOp::ReadIndex => match self.confirm_leadership().await {
-                Ok((read, _applied)) => Ok(LeaderReply::ReadIndex {
-                    index: read.map_or(0, |l| l.index),
-                }),
-                Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
-                    Err(Attempt::NotLeader(f.leader_node))
+            LeaderOp::ReadIndex => {
+                if let Some(index) = self.leased_read_index() {
+                    return Ok(LeaderReply::ReadIndex { index });
                 }
-                Err(e) => Err(Attempt::Retry(ApiError::unavailable(format!(
-                    "cannot confirm leadership for a linearizable read: {e}; add ?consistency=stale to read locally"
-                )))),
-            },
+                let term = self.raft.metrics().borrow().current_term;
+                let started = tokio::time::Instant::now();
+                self.confirmed_read_index(term, started).await
+            }
             LeaderOp::AddLearner { id, addr } => {
                 if let Err(e) = self.check_new_member(*id, addr).await {
                     return Err(Attempt::Failed(e));
@@ -286,6 +284,29 @@ impl Node {
                     Err(e) => Err(membership_error(e)),
                 }
             }
+        }
+    }
+
+    /// The read index from a quorum round started at `started` in `term`; a successful
+    /// round renews the read lease.
+    async fn confirmed_read_index(
+        &self,
+        term: u64,
+        started: tokio::time::Instant,
+    ) -> Result<LeaderReply, Attempt> {
+        match self.confirm_leadership().await {
+            Ok((read, _applied)) => {
+                self.renew_lease(term, started);
+                Ok(LeaderReply::ReadIndex {
+                    index: read.map_or(0, |l| l.index),
+                })
+            }
+            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
+                Err(Attempt::NotLeader(f.leader_node))
+            }
+            Err(e) => Err(Attempt::Retry(ApiError::unavailable(format!(
+                "cannot confirm leadership for a linearizable read: {e}; add ?consistency=stale to read locally"
+            )))),
         }
     }
 

@@ -15,7 +15,7 @@ use yiwang_adapters::Sources;
 use yiwang_catalog::search::SearchIndex;
 use yiwang_catalog::{CatalogHandles, CatalogStore, Command, Outcome, SharedState, ViewEvent};
 use yiwang_policies::PolicyEngine;
-use yiwang_raft_store::{LogStore, Raft, StateMachineStore, network::Network, open_db};
+use yiwang_raft_store::{LogStore, Proposer, Raft, StateMachineStore, network::Network, open_db};
 
 use crate::api::ApiError;
 use crate::audit::AuditLog;
@@ -28,6 +28,8 @@ use crate::metrics::Metrics;
 pub struct Node {
     pub config: NodeConfig,
     pub raft: Raft,
+    /// Batches this node's proposals while it leads (see `yiwang_raft_store::proposer`).
+    pub proposer: Proposer,
     pub state: SharedState,
     pub policy: Arc<PolicyEngine>,
     pub search: Arc<SearchIndex>,
@@ -39,6 +41,9 @@ pub struct Node {
     pub tls: Arc<crate::tls::NodeTls>,
     /// Linearizable reads waiting for the next leadership confirmation.
     reads: std::sync::Mutex<ReadRounds>,
+    /// While leader: when a quorum last confirmed this node's leadership (see
+    /// [`Node::leased_read_index`]).
+    lease: std::sync::Mutex<Option<ReadLease>>,
     /// Start-up work (the demo seed) still running: not ready until it is done.
     pub starting: std::sync::atomic::AtomicBool,
     pub metrics: Metrics,
@@ -59,6 +64,13 @@ pub struct Node {
 struct ReadRounds {
     running: bool,
     waiting: Vec<tokio::sync::oneshot::Sender<Result<u64, ApiError>>>,
+}
+
+/// A quorum confirmed this node as leader of `term` no earlier than `since`.
+#[derive(Debug, Clone, Copy)]
+struct ReadLease {
+    term: u64,
+    since: tokio::time::Instant,
 }
 
 /// How long a write waits for the policy view to catch up before answering anyway.
@@ -169,6 +181,7 @@ impl Node {
         let config_limits = config.limits.clone();
         let node = Arc::new(Node {
             config,
+            proposer: Proposer::start(raft.clone()),
             raft,
             state,
             policy,
@@ -178,6 +191,7 @@ impl Node {
             peer,
             tls,
             reads: std::sync::Mutex::new(ReadRounds::default()),
+            lease: std::sync::Mutex::new(None),
             starting: std::sync::atomic::AtomicBool::new(seeding),
             metrics,
             policy_applied,
@@ -267,6 +281,37 @@ impl Node {
         }
         rx.await
             .map_err(|_| ApiError::unavailable("read barrier dropped"))?
+    }
+
+    /// The read index a leader may use without a quorum round: while its lease holds,
+    /// i.e. less than half the minimum election timeout after a round that confirmed its
+    /// leadership started. Followers that acknowledged that round refuse to vote for
+    /// anyone else for at least the maximum election timeout after it (openraft's
+    /// leader lease), so no other leader can have committed anything meanwhile, and
+    /// every write acknowledged before this read is in this leader's log: waiting for
+    /// its last log index to apply makes the read linearizable. Without the lease every
+    /// linearizable request — including each write, which first passes the read
+    /// barrier — cost a heartbeat round to the followers.
+    pub(crate) fn leased_read_index(&self) -> Option<u64> {
+        let lease = (*self.lease.lock().unwrap_or_else(|e| e.into_inner()))?;
+        let duration = Duration::from_millis(self.config.raft.election_timeout_min_ms / 2);
+        if lease.since.elapsed() >= duration {
+            return None;
+        }
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        let leading = m.state == openraft::ServerState::Leader
+            && m.current_leader == Some(self.config.node_id)
+            && m.current_term == lease.term;
+        leading.then(|| m.last_log_index.unwrap_or(0))
+    }
+
+    /// Records a leadership confirmation by a quorum round that started at `since`.
+    pub(crate) fn renew_lease(&self, term: u64, since: tokio::time::Instant) {
+        let mut lease = self.lease.lock().unwrap_or_else(|e| e.into_inner());
+        if lease.is_none_or(|l| l.term != term || l.since < since) {
+            *lease = Some(ReadLease { term, since });
+        }
     }
 
     /// Runs leadership confirmations while reads are waiting.

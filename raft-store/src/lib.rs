@@ -14,11 +14,13 @@ use std::io::Cursor;
 mod app;
 mod log_store;
 pub mod network;
+pub mod proposer;
 mod state_machine;
 
 pub use app::StateMachineApp;
 pub use log_store::LogStore;
 pub use openraft;
+pub use proposer::Proposer;
 pub use state_machine::StateMachineStore;
 
 /// Node ids are small integers assigned by the operator (`node_id` in node.toml).

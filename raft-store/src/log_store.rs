@@ -3,7 +3,8 @@
 //! Entries are stored under their index as JSON. Every append and every vote is
 //! committed with `Durability::Immediate` (fsync) before openraft is told it is done:
 //! Raft's safety rests on a node never forgetting a vote it cast or an entry it
-//! acknowledged.
+//! acknowledged. The commit index has no transaction of its own: it rides along with
+//! the next write.
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
@@ -26,6 +27,9 @@ const KEY_LAST_PURGED: &str = "last_purged";
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<Database>,
+    /// The commit index openraft last reported and no transaction has stored yet; the
+    /// next append or metadata write stores it.
+    committed: Arc<std::sync::Mutex<Option<Option<LogId>>>>,
 }
 
 fn io_err(
@@ -53,7 +57,10 @@ impl LogStore {
             txn.open_table(META)?;
         }
         txn.commit()?;
-        Ok(LogStore { db: Arc::new(db) })
+        Ok(LogStore {
+            db: Arc::new(db),
+            committed: Arc::default(),
+        })
     }
 
     fn get_meta<T: serde::de::DeserializeOwned>(
@@ -70,40 +77,48 @@ impl LogStore {
             .map_err(read_err)
     }
 
-    /// Writes one metadata value; `durable` decides whether the commit fsyncs.
+    /// Writes one metadata value durably (fsync at commit).
     async fn put_meta<T: serde::Serialize>(
         &self,
         key: &'static str,
         value: &T,
-        durable: bool,
     ) -> Result<(), StorageError> {
         let bytes = serde_json::to_vec(value).map_err(write_err)?;
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-            let mut txn = db.begin_write()?;
-            txn.set_durability(if durable {
-                Durability::Immediate
-            } else {
-                Durability::None
-            })?;
+        self.write_log(move |txn| {
             txn.open_table(META)?.insert(key, bytes.as_slice())?;
-            txn.commit()?;
             Ok(())
         })
         .await
-        .map_err(write_err)?
-        .map_err(write_err)
     }
 
-    /// Runs a blocking write on the log table with an fsync at commit.
+    /// The encoded commit index waiting to be stored, if any (taken: the caller's
+    /// transaction stores it).
+    fn take_committed(&self) -> Result<Option<Vec<u8>>, StorageError> {
+        let pending = self
+            .committed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        pending
+            .map(|c| serde_json::to_vec(&c))
+            .transpose()
+            .map_err(write_err)
+    }
+
+    /// Runs a blocking write on the log database with an fsync at commit; it also stores
+    /// a commit index waiting to be stored.
     async fn write_log<F>(&self, f: F) -> Result<(), StorageError>
     where
         F: FnOnce(&redb::WriteTransaction) -> anyhow::Result<()> + Send + 'static,
     {
         let db = self.db.clone();
+        let committed = self.take_committed()?;
         tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
             let mut txn = db.begin_write()?;
             txn.set_durability(Durability::Immediate)?;
+            if let Some(c) = &committed {
+                txn.open_table(META)?.insert(KEY_COMMITTED, c.as_slice())?;
+            }
             f(&txn)?;
             txn.commit()?;
             Ok(())
@@ -171,7 +186,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError> {
-        self.put_meta(KEY_VOTE, vote, true)
+        self.put_meta(KEY_VOTE, vote)
             .await
             .map_err(|e| io_err(ErrorSubject::Vote, ErrorVerb::Write, e))
     }
@@ -181,14 +196,20 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     /// The commit index is an optimisation (it lets a restarted node re-apply without
-    /// waiting for a leader), so it is written without an fsync of its own; the next
-    /// durable append carries it to disk.
+    /// waiting for a leader), so it gets no transaction of its own: it is kept in memory
+    /// and stored by the next log write (an append, usually right behind it). Writing it
+    /// at every commit cost a redb transaction per entry on every node.
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        self.put_meta(KEY_COMMITTED, &committed, false).await
+        *self.committed.lock().unwrap_or_else(|e| e.into_inner()) = Some(committed);
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
-        Ok(self.get_meta::<Option<LogId>>(KEY_COMMITTED)?.flatten())
+        let pending = *self.committed.lock().unwrap_or_else(|e| e.into_inner());
+        match pending {
+            Some(c) => Ok(c),
+            None => Ok(self.get_meta::<Option<LogId>>(KEY_COMMITTED)?.flatten()),
+        }
     }
 
     async fn append<I>(

@@ -194,9 +194,16 @@ impl<A: StateMachineApp> Inner<A> {
             self.last_applied = Some(entry.log_id);
             let response = match entry.payload {
                 EntryPayload::Blank => serde_json::Value::Null,
-                EntryPayload::Normal(command) => {
-                    self.app.apply(&txn, entry.log_id.index, command)?
-                }
+                EntryPayload::Normal(command) => match crate::proposer::decode_batch(command) {
+                    // A batch's commands apply in order, as consecutive entries would.
+                    Ok(commands) => serde_json::Value::Array(
+                        commands
+                            .into_iter()
+                            .map(|c| self.app.apply(&txn, entry.log_id.index, c))
+                            .collect::<anyhow::Result<_>>()?,
+                    ),
+                    Err(command) => self.app.apply(&txn, entry.log_id.index, command)?,
+                },
                 EntryPayload::Membership(m) => {
                     self.membership = StoredMembership::new(Some(entry.log_id), m);
                     serde_json::Value::Null
