@@ -5,8 +5,8 @@
 //! AppendEntries round trip and an fsync on each follower, and a state-machine
 //! transaction on every node. Under concurrent writes that fixed cost, not the
 //! commands, bounded the catalog's write rate. The [`Proposer`] therefore keeps at most
-//! [`IN_FLIGHT`] entries of its own in flight; commands that arrive meanwhile wait and
-//! leave together, as one [batch](encode_batch) entry, when an entry completes (group
+//! [`IN_FLIGHT`] entry of its own in flight; commands that arrive meanwhile wait and
+//! leave together, as one [batch](encode_batch) entry, when it completes (group
 //! commit). A lone command is proposed at once, as before, so an idle cluster adds no
 //! latency; batches grow only as fast as commands queue up.
 //!
@@ -21,9 +21,10 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::{Node, NodeId, Raft};
 
-/// Entries of batched commands in flight at once. Two keep the leader busy: one is
-/// being appended while the previous one is replicated.
-pub const IN_FLIGHT: usize = 2;
+/// Entries of batched commands in flight at once. One gives the largest batches: in an
+/// A/B on three local nodes (2026-12-02), registrations at 16 clients ran 10–15%
+/// faster than with two, and as fast at 256.
+pub const IN_FLIGHT: usize = 1;
 /// At most this many commands share an entry.
 pub const MAX_COMMANDS: usize = 256;
 /// A batch stops growing at this many bytes of encoded commands, so AppendEntries stay
