@@ -24,6 +24,9 @@ use crate::node::Node;
 pub enum LeaderOp {
     /// Commit a catalog command.
     Write { command: serde_json::Value },
+    /// Commit several commands, each with its own outcome: a follower's concurrent
+    /// writes travel to the leader together (see [`run_forwarder`]).
+    Writes { commands: Vec<serde_json::Value> },
     /// Confirm leadership with a quorum and return the index a linearizable read must
     /// wait for.
     ReadIndex,
@@ -47,9 +50,20 @@ pub enum LeaderReply {
     ReadIndex {
         index: u64,
     },
+    /// The outcome of each command of a [`LeaderOp::Writes`], in order.
+    WrittenEach {
+        results: Vec<Result<Written, ForwardError>>,
+    },
     Membership {
         index: u64,
     },
+}
+
+/// One committed command of a [`LeaderReply::WrittenEach`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Written {
+    pub index: u64,
+    pub data: serde_json::Value,
 }
 
 /// An error carried back from the leader as an HTTP error.
@@ -115,7 +129,13 @@ impl Node {
                 Err(Attempt::NotLeader(leader)) => leader,
             };
             if let Some(leader) = leader {
-                match self.forward(&leader, &op).await {
+                let forwarded = match &op {
+                    LeaderOp::Write { command } => {
+                        self.forward_write(leader, command.clone()).await
+                    }
+                    op => self.forward(&leader, op).await,
+                };
+                match forwarded {
                     Ok(reply) => return Ok(reply),
                     Err(Some(e)) => return Err(e),
                     // Not delivered (connection refused, leader gone): try again.
@@ -186,19 +206,29 @@ impl Node {
     async fn run_local(&self, op: &LeaderOp) -> Result<LeaderReply, Attempt> {
         match op {
             LeaderOp::Write { command } => {
-                // Through the proposer: concurrent writes share one Raft entry.
-                let write =
-                    tokio::time::timeout(COMMIT_TIMEOUT, self.proposer.propose(command.clone()));
-                match write.await {
-                    Ok(Ok(c)) => Ok(LeaderReply::Written {
-                        index: c.index,
-                        data: c.response,
-                    }),
-                    Ok(Err(e)) => Err(membership_error(e)),
-                    Err(_) => Err(Attempt::Failed(ApiError::unavailable(format!(
-                        "the write was not committed within {COMMIT_TIMEOUT:?}: this node may be cut off from the cluster's majority; its outcome is unknown"
-                    )))),
+                if let Some(not_leader) = self.not_leader() {
+                    return Err(not_leader);
                 }
+                self.write_local(command.clone())
+                    .await
+                    .map(|w| LeaderReply::Written {
+                        index: w.index,
+                        data: w.data,
+                    })
+            }
+            LeaderOp::Writes { commands } => {
+                // Not the leader: say so once, so the follower asks the right node.
+                if let Some(Attempt::NotLeader(l)) = self.not_leader() {
+                    return Err(Attempt::NotLeader(l));
+                }
+                let writes = commands.iter().map(|c| self.write_local(c.clone()));
+                let results = futures::future::join_all(writes).await;
+                Ok(LeaderReply::WrittenEach {
+                    results: results
+                        .into_iter()
+                        .map(|r| r.map_err(forward_error))
+                        .collect(),
+                })
             }
             LeaderOp::ReadIndex => {
                 if let Some(index) = self.leased_read_index() {
@@ -285,6 +315,60 @@ impl Node {
                 }
             }
         }
+    }
+
+    /// Proposes one command on this node, the leader, through the proposer: concurrent
+    /// writes share one Raft entry.
+    async fn write_local(&self, command: serde_json::Value) -> Result<Written, Attempt> {
+        let write = tokio::time::timeout(COMMIT_TIMEOUT, self.proposer.propose(command));
+        match write.await {
+            Ok(Ok(c)) => Ok(Written {
+                index: c.index,
+                data: c.response,
+            }),
+            Ok(Err(e)) => Err(membership_error(e)),
+            Err(_) => Err(Attempt::Failed(ApiError::unavailable(format!(
+                "the write was not committed within {COMMIT_TIMEOUT:?}: this node may be cut off from the cluster's majority; its outcome is unknown"
+            )))),
+        }
+    }
+
+    /// `Some(NotLeader)` when another node leads (or none is known).
+    fn not_leader(&self) -> Option<Attempt> {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        if m.current_leader == Some(self.config.node_id) {
+            return None;
+        }
+        let leader = m
+            .current_leader
+            .and_then(|id| m.membership_config.membership().get_node(&id).cloned());
+        Some(Attempt::NotLeader(leader))
+    }
+
+    /// Forwards a write to `leader` together with the other writes this node forwards
+    /// at the same moment (one `/raft/forward` request for all of them).
+    async fn forward_write(
+        &self,
+        leader: BasicNode,
+        command: serde_json::Value,
+    ) -> Result<LeaderReply, Option<ApiError>> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let item = Forwarded {
+            leader,
+            command,
+            reply,
+        };
+        if self.forwarder.send(item).is_err() {
+            return Err(Some(ApiError::unavailable(
+                "the write forwarder has stopped",
+            )));
+        }
+        rx.await.unwrap_or_else(|_| {
+            Err(Some(ApiError::unavailable(
+                "the write forwarder has stopped",
+            )))
+        })
     }
 
     /// The read index from a quorum round started at `started` in `term`; a successful
@@ -392,16 +476,23 @@ impl Node {
             }
         };
         let status = resp.status();
+        if status == StatusCode::BAD_REQUEST {
+            // The leader could not read the request (e.g. an operation it predates).
+            let text = resp.text().await.unwrap_or_default();
+            return Err(Some(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_input",
+                format!(
+                    "the leader at {} refused the forwarded request: {text}",
+                    leader.addr
+                ),
+            )));
+        }
         let body: Result<Result<LeaderReply, ForwardError>, _> = resp.json().await;
         match body {
             Ok(Ok(reply)) => Ok(reply),
             // The node we asked is no longer the leader: ask again.
-            Ok(Err(e)) if e.code == "not_leader" => Err(None),
-            Ok(Err(e)) => Err(Some(ApiError::new(
-                StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_GATEWAY),
-                leak(e.code),
-                e.message,
-            ))),
+            Ok(Err(e)) => Err(forward_reply_error(e)),
             Err(e) => Err(Some(ApiError::new(
                 StatusCode::BAD_GATEWAY,
                 "bad_gateway",
@@ -419,25 +510,30 @@ impl Node {
             Ok(reply) => {
                 // The follower that forwarded this waits until it has applied the entry,
                 // and followers learn the commit index from the next AppendEntries: send
-                // one now rather than at the next heartbeat.
-                if matches!(
-                    reply,
-                    LeaderReply::Written { .. } | LeaderReply::Membership { .. }
-                ) {
+                // one now rather than at the next heartbeat — once per index, however
+                // many forwarded commands share the entry.
+                let index = match &reply {
+                    LeaderReply::Written { index, .. } | LeaderReply::Membership { index } => {
+                        Some(*index)
+                    }
+                    LeaderReply::WrittenEach { results } => results
+                        .iter()
+                        .filter_map(|r| r.as_ref().ok())
+                        .map(|w| w.index)
+                        .max(),
+                    LeaderReply::ReadIndex { .. } => None,
+                };
+                if let Some(index) = index
+                    && self
+                        .heartbeat_sent_for
+                        .fetch_max(index, std::sync::atomic::Ordering::AcqRel)
+                        < index
+                {
                     let _ = self.raft.trigger().heartbeat().await;
                 }
                 Ok(reply)
             }
-            Err(Attempt::NotLeader(_)) => Err(ForwardError {
-                status: 503,
-                code: "not_leader".into(),
-                message: "this node is no longer the leader".into(),
-            }),
-            Err(Attempt::Failed(e) | Attempt::Retry(e)) => Err(ForwardError {
-                status: e.status.as_u16(),
-                code: e.code.into(),
-                message: e.message,
-            }),
+            Err(a) => Err(forward_error(a)),
         }
     }
 
@@ -470,6 +566,142 @@ impl Node {
             )
         })
     }
+}
+
+/// How a leader reports a failed attempt to the follower that forwarded it.
+fn forward_error(a: Attempt) -> ForwardError {
+    match a {
+        Attempt::NotLeader(_) => ForwardError {
+            status: 503,
+            code: "not_leader".into(),
+            message: "this node is no longer the leader".into(),
+        },
+        Attempt::Failed(e) | Attempt::Retry(e) => ForwardError {
+            status: e.status.as_u16(),
+            code: e.code.into(),
+            message: e.message,
+        },
+    }
+}
+
+/// A write waiting to be forwarded to the leader.
+pub(crate) struct Forwarded {
+    leader: BasicNode,
+    command: serde_json::Value,
+    reply: tokio::sync::oneshot::Sender<Result<LeaderReply, Option<ApiError>>>,
+}
+
+/// Forwarded writes in one `/raft/forward` request at most.
+const FORWARD_BATCH: usize = 64;
+/// `/raft/forward` requests of batched writes in flight at once, per node.
+const FORWARDS_IN_FLIGHT: usize = 2;
+
+/// Forwards this follower's writes to the leader, batching those that queue up while
+/// earlier ones are in flight: one request, TLS record and JSON body for many writes,
+/// and the leader proposes them together. The same idea as the leader's proposer,
+/// one hop earlier.
+pub(crate) async fn run_forwarder(
+    node: std::sync::Weak<Node>,
+    mut queue: tokio::sync::mpsc::UnboundedReceiver<Forwarded>,
+) {
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(FORWARDS_IN_FLIGHT));
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let Some(first) = queue.recv().await else {
+            return;
+        };
+        let mut batch = vec![first];
+        while batch.len() < FORWARD_BATCH {
+            match queue.try_recv() {
+                Ok(f) => batch.push(f),
+                Err(_) => break,
+            }
+        }
+        let Some(node) = node.upgrade() else { return };
+        tokio::spawn(async move {
+            // Nearly always one leader; group in case it changed between two writes.
+            let mut groups: Vec<(BasicNode, Vec<Forwarded>)> = Vec::new();
+            for f in batch {
+                match groups.iter_mut().find(|(l, _)| l.addr == f.leader.addr) {
+                    Some((_, g)) => g.push(f),
+                    None => groups.push((f.leader.clone(), vec![f])),
+                }
+            }
+            for (leader, group) in groups {
+                node.forward_group(&leader, group).await;
+            }
+            drop(slot);
+        });
+    }
+}
+
+impl Node {
+    /// Sends a group of writes to `leader` and answers each.
+    async fn forward_group(&self, leader: &BasicNode, mut group: Vec<Forwarded>) {
+        if group.len() == 1 {
+            let Some(f) = group.pop() else { return };
+            let op = LeaderOp::Write { command: f.command };
+            let _ = f.reply.send(self.forward(leader, &op).await);
+            return;
+        }
+        let (commands, replies): (Vec<_>, Vec<_>) =
+            group.into_iter().map(|f| (f.command, f.reply)).unzip();
+        let n = commands.len();
+        let op = LeaderOp::Writes { commands };
+        match self.forward(leader, &op).await {
+            Ok(LeaderReply::WrittenEach { results }) if results.len() == n => {
+                for (reply, result) in replies.into_iter().zip(results) {
+                    let answer = match result {
+                        Ok(w) => Ok(LeaderReply::Written {
+                            index: w.index,
+                            data: w.data,
+                        }),
+                        Err(e) => Err(forward_reply_error(e)),
+                    };
+                    let _ = reply.send(answer);
+                }
+            }
+            // A leader of an earlier version (during a rolling upgrade) does not know
+            // `writes`: forward them one by one.
+            Err(Some(e)) if e.status == StatusCode::BAD_REQUEST => {
+                let LeaderOp::Writes { commands } = op else {
+                    return;
+                };
+                for (command, reply) in commands.into_iter().zip(replies) {
+                    let op = LeaderOp::Write { command };
+                    let _ = reply.send(self.forward(leader, &op).await);
+                }
+            }
+            Ok(other) => {
+                let e = ApiError::internal(format!(
+                    "the leader answered {n} forwarded writes with {other:?}"
+                ));
+                for reply in replies {
+                    let _ = reply.send(Err(Some(e.clone())));
+                }
+            }
+            Err(e) => {
+                for reply in replies {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// The leader's answer to one forwarded command as `forward` reports it: `None` when
+/// the node asked was not the leader (ask again).
+fn forward_reply_error(e: ForwardError) -> Option<ApiError> {
+    if e.code == "not_leader" {
+        return None;
+    }
+    Some(ApiError::new(
+        StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_GATEWAY),
+        leak(e.code),
+        e.message,
+    ))
 }
 
 /// The forwarding endpoint, under the node-only `/raft/` prefix.

@@ -30,6 +30,11 @@ pub struct Node {
     pub raft: Raft,
     /// Batches this node's proposals while it leads (see `yiwang_raft_store::proposer`).
     pub proposer: Proposer,
+    /// Batches the writes this node forwards while it follows (`cluster::run_forwarder`).
+    pub(crate) forwarder: tokio::sync::mpsc::UnboundedSender<crate::cluster::Forwarded>,
+    /// The highest log index for which a heartbeat was sent to tell followers that it
+    /// committed (`serve_forward`).
+    pub(crate) heartbeat_sent_for: std::sync::atomic::AtomicU64,
     pub state: SharedState,
     pub policy: Arc<PolicyEngine>,
     pub search: Arc<SearchIndex>,
@@ -179,9 +184,12 @@ impl Node {
 
         let seeding = config.demo_seed.is_some() || config.start_not_ready;
         let config_limits = config.limits.clone();
+        let (forwarder, forward_queue) = tokio::sync::mpsc::unbounded_channel();
         let node = Arc::new(Node {
             config,
             proposer: Proposer::start(raft.clone()),
+            forwarder,
+            heartbeat_sent_for: std::sync::atomic::AtomicU64::new(0),
             raft,
             state,
             policy,
@@ -200,6 +208,10 @@ impl Node {
             rate_limits: crate::api::ratelimit::RateLimits::new(&config_limits),
             applied,
         });
+        tokio::spawn(crate::cluster::run_forwarder(
+            Arc::downgrade(&node),
+            forward_queue,
+        ));
         tokio::spawn(publish_anchors(node.clone()));
         Ok(node)
     }

@@ -667,13 +667,29 @@ fn an_unreachable_learner_is_not_promoted() {
     assert_eq!(r.status, 200, "{}", r.body);
 }
 
-/// Concurrent writes share Raft entries (the leader's proposer batches them), and each
-/// command still gets its own outcome: every dataset is registered exactly once even
+/// Concurrent writes share Raft entries (the leader's proposer batches them) and
+/// forwarding requests (so does each follower's forwarder), and each command still gets
+/// its own outcome: every dataset is registered exactly once even
 /// when two nodes are asked to register it at the same moment, and all nodes agree.
 #[test]
 fn concurrent_writes_share_entries_and_keep_their_own_outcomes() {
     let c = Cluster::start(ClusterOptions::default()).unwrap();
     let before = converge(&c, Duration::from_secs(10));
+    let leader = c.leader().unwrap();
+    // `/raft/forward` requests the leader answered (writes and read barriers forwarded
+    // by the followers).
+    let forwards = || -> u64 {
+        let (_, metrics) = c.http_admin(leader, "/metrics").unwrap();
+        metrics
+            .lines()
+            .filter(|l| {
+                l.starts_with("yiwang_http_request_seconds_count{")
+                    && l.contains("route=\"/raft/forward\"")
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    };
+    let forwards_before = forwards();
     let ids: Vec<String> = (0..48).map(|i| format!("{DEPT}-8{i:04}")).collect();
     // Each id is registered twice, through two different nodes, all at once.
     let jobs: Vec<(u64, String)> = ids
@@ -712,6 +728,14 @@ fn concurrent_writes_share_entries_and_keep_their_own_outcomes() {
     for (id, n) in &created {
         assert_eq!(*n, 1, "{id} was created {n} times");
     }
+
+    // The followers forwarded 64 of the writes; together they travel in fewer requests.
+    let forwarded = forwards() - forwards_before;
+    eprintln!("64 forwarded writes took {forwarded} /raft/forward requests");
+    assert!(
+        forwarded < 64,
+        "64 forwarded writes took {forwarded} requests: they were not batched"
+    );
 
     let after = converge(&c, Duration::from_secs(10));
     let entries = after - before;
