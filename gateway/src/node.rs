@@ -297,11 +297,13 @@ impl Node {
 
     /// The read index a leader may use without a quorum round: while its lease holds,
     /// i.e. less than half the minimum election timeout after a round that confirmed its
-    /// leadership started. Followers that acknowledged that round refuse to vote for
-    /// anyone else for at least the maximum election timeout after it (openraft's
-    /// leader lease), so no other leader can have committed anything meanwhile, and
-    /// every write acknowledged before this read is in this leader's log: waiting for
-    /// its last log index to apply makes the read linearizable. Without the lease every
+    /// leadership started. Any new leader needs the vote of a node that acknowledged
+    /// that round (quorums intersect), and such a node neither starts an election before
+    /// the minimum election timeout has passed since, nor votes for another node within
+    /// openraft's leader lease (the maximum election timeout). So no other leader can
+    /// have committed anything meanwhile, and every write acknowledged before this read
+    /// is in this leader's log: waiting for its last log index to apply makes the read
+    /// linearizable. The half leaves room for clock-rate drift. Without the lease every
     /// linearizable request — including each write, which first passes the read
     /// barrier — cost a heartbeat round to the followers.
     pub(crate) fn leased_read_index(&self) -> Option<u64> {

@@ -22,7 +22,7 @@ fn hit_ids(r: &Value) -> Vec<String> {
 }
 
 /// Searches until `id` is among the first ten hits for `q` (the index commits changes
-/// within about 0.75 s), or gives up after 3 s.
+/// within about half a second), or gives up after 3 s.
 fn top10_within(api: &yiwang_tests::Api, q: &str, id: &str) -> Vec<String> {
     let started = Instant::now();
     loop {
