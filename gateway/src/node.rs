@@ -241,14 +241,17 @@ impl Node {
             other => return Err(ApiError::internal(format!("unexpected reply {other:?}"))),
         };
         tracing::Span::current().record("raft.index", index);
+        // The outcome comes from the leader's apply and is final; a node slow to apply
+        // it answers anyway (and logs it).
         self.wait_applied(index).await;
         let result: yiwang_catalog::ApplyResult = serde_json::from_value(data)
             .map_err(|e| ApiError::internal(format!("unreadable apply result: {e}")))?;
         Ok(result?)
     }
 
-    /// Waits (bounded) until this node's state and policy view include `index`.
-    pub async fn wait_applied(&self, index: u64) {
+    /// Waits (bounded) until this node's state and policy view include `index`; `false`
+    /// when they did not within [`VIEW_WAIT`].
+    pub async fn wait_applied(&self, index: u64) -> bool {
         let mut applied = self.applied.clone();
         let mut policy = self.policy_applied.clone();
         let waited = tokio::time::timeout(VIEW_WAIT, async {
@@ -259,6 +262,7 @@ impl Node {
         if waited.is_err() {
             tracing::warn!("node did not apply index {index} within {VIEW_WAIT:?}");
         }
+        waited.is_ok()
     }
 
     /// Linearizable read barrier: returns once this node's state includes every write
@@ -276,7 +280,13 @@ impl Node {
             return Ok(());
         }
         let index = self.read_index().await?;
-        self.wait_applied(index).await;
+        // A node that cannot catch up (the entries do not commit, or its views lag) must
+        // not answer from older state as if it were current.
+        if !self.wait_applied(index).await {
+            return Err(ApiError::unavailable(format!(
+                "this node has not applied log index {index} within {VIEW_WAIT:?}, so it cannot answer linearizably; retry, or add ?consistency=stale to read its local state"
+            )));
+        }
         Ok(())
     }
 

@@ -753,3 +753,48 @@ fn concurrent_writes_share_entries_and_keep_their_own_outcomes() {
         assert!(on_1.contains(id), "{id} missing");
     }
 }
+
+/// A leader cut off from its majority while it holds a read lease: a linearizable read
+/// must wait for the entries in its log, and when they cannot commit it answers 503 —
+/// never its older state after the lease has run out (by then the majority may have
+/// elected a leader and committed writes this node has not seen).
+#[test]
+fn a_leased_read_that_cannot_catch_up_is_refused() {
+    let c = Cluster::start(ClusterOptions {
+        proxies: true,
+        // A long election timeout gives a long lease (half of it): time to act within.
+        election_ms: 3000,
+        ..Default::default()
+    })
+    .unwrap();
+    let old = c.leader().unwrap();
+    let sys = c.api(old, "gaj-system");
+    // A linearizable read renews the lease; then the leader is cut off and takes a
+    // write it can append but never commit.
+    assert_eq!(sys.get("/v1/departments").status, 200);
+    c.isolate(old);
+    let writer = c.api(old, "gaj-steward");
+    let write = std::thread::spawn(move || {
+        let req = writer
+            .req(reqwest::Method::POST, "/v1/datasets")
+            .timeout(Duration::from_secs(30))
+            .json(&dataset(&format!("{DEPT}-72001"), "cut off"));
+        writer.try_send(req).map(|r| r.status)
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let r = sys.send(
+        sys.req(reqwest::Method::GET, "/v1/departments")
+            .timeout(Duration::from_secs(30)),
+    );
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(
+        r.body.contains("has not applied log index"),
+        "refused for another reason: {}",
+        r.body
+    );
+    assert!(
+        !matches!(write.join().unwrap(), Ok(s) if s < 300),
+        "the cut-off write must not succeed"
+    );
+    c.heal();
+}
