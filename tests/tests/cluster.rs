@@ -762,16 +762,31 @@ fn concurrent_writes_share_entries_and_keep_their_own_outcomes() {
 fn a_leased_read_that_cannot_catch_up_is_refused() {
     let c = Cluster::start(ClusterOptions {
         proxies: true,
-        // A long election timeout gives a long lease (half of it): time to act within.
-        election_ms: 3000,
+        // A long election timeout gives a long lease (half of it, 3 s): time to act
+        // within, even on a loaded machine.
+        election_ms: 6000,
         ..Default::default()
     })
     .unwrap();
     let old = c.leader().unwrap();
     let sys = c.api(old, "gaj-system");
-    // A linearizable read renews the lease; then the leader is cut off and takes a
-    // write it can append but never commit.
+    // Let any earlier lease run out, so that this read runs a quorum round and starts a
+    // fresh one; then the leader is cut off and takes a write it can append but never
+    // commit.
+    std::thread::sleep(Duration::from_millis(3100));
     assert_eq!(sys.get("/v1/departments").status, 200);
+    // From the node's own metrics (local and quick; `/v1/cluster` would also ask the
+    // peers it can no longer reach).
+    let last_log = || {
+        let (_, metrics) = c.http_admin(old, "/metrics")?;
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("yiwang_raft_last_log_index "))?
+            .trim()
+            .parse::<u64>()
+            .ok()
+    };
+    let before = last_log().unwrap();
     c.isolate(old);
     let writer = c.api(old, "gaj-steward");
     let write = std::thread::spawn(move || {
@@ -781,7 +796,14 @@ fn a_leased_read_that_cannot_catch_up_is_refused() {
             .json(&dataset(&format!("{DEPT}-72001"), "cut off"));
         writer.try_send(req).map(|r| r.status)
     });
-    std::thread::sleep(Duration::from_millis(200));
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while last_log().is_none_or(|l| l <= before) {
+        assert!(
+            Instant::now() < deadline,
+            "the cut-off leader did not append the write"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let r = sys.send(
         sys.req(reqwest::Method::GET, "/v1/departments")
             .timeout(Duration::from_secs(30)),
