@@ -2,13 +2,14 @@
 //! 127.0.X.k (X differs between tests), is a real `yiwang serve` process, and — with
 //! proxies — is reached by the other nodes through a fault-injecting proxy.
 
+use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::proxy::Proxy;
 use crate::{Api, binary};
@@ -337,6 +338,77 @@ impl Cluster {
     pub fn certs(&self) -> &Path {
         &self.dir
     }
+
+    /// Waits until every running node has applied the same index, then returns it.
+    pub fn converge(&self, timeout: Duration) -> u64 {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let applied: Vec<Option<u64>> = (1..=self.nodes)
+                .filter(|k| self.is_running(*k))
+                .map(|k| self.applied(k))
+                .collect();
+            if let Some(Some(first)) = applied.first()
+                && applied.iter().all(|a| *a == Some(*first))
+            {
+                return *first;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nodes did not converge: {applied:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The [`TEST_DEPT`] dataset ids node k holds, read locally; `None` when it does not
+    /// answer.
+    pub fn try_ids_on(&self, k: u64) -> Option<BTreeSet<String>> {
+        let r = self.api(k, "gaj-system").try_get(&format!(
+            "/v1/datasets?dept={TEST_DEPT}&limit=1000&status=all&consistency=stale"
+        ))?;
+        (r.status == 200).then(|| {
+            r.json()["datasets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["id"].as_str().unwrap().to_string())
+                .collect()
+        })
+    }
+
+    /// The [`TEST_DEPT`] dataset ids node k holds, read locally.
+    pub fn ids_on(&self, k: u64) -> BTreeSet<String> {
+        self.try_ids_on(k)
+            .unwrap_or_else(|| panic!("node {k} did not list its datasets"))
+    }
+
+    /// The sum of node k's Prometheus samples named `name` whose labels contain
+    /// `labels` (e.g. `route="/raft/forward"`; empty for any), from its admin listener:
+    /// 0 when there is no such sample, `None` when the node does not answer.
+    pub fn metric(&self, k: u64, name: &str, labels: &str) -> Option<f64> {
+        let (_, text) = self.http_admin(k, "/metrics")?;
+        Some(
+            text.lines()
+                .filter_map(|l| {
+                    let (series, value) = l.rsplit_once(' ')?;
+                    let (n, rest) = series.split_once('{').unwrap_or((series, ""));
+                    (n == name && rest.contains(labels)).then(|| value.parse::<f64>().ok())?
+                })
+                .sum(),
+        )
+    }
+}
+
+/// The department whose datasets the cluster tests write (南通市公安局).
+pub const TEST_DEPT: &str = "320600-GAJ";
+
+/// A minimal dataset of [`TEST_DEPT`] with the given id and title.
+pub fn test_dataset(id: &str, title: &str) -> Value {
+    json!({
+        "id": id, "dept": TEST_DEPT, "title": title, "theme": "公共安全", "format": "table",
+        "share_type": "unconditional", "update_cycle": "daily",
+        "fields": [{"name": "a", "title": "甲", "type": "string", "sensitivity": "public"}]
+    })
 }
 
 impl Drop for Cluster {

@@ -9,19 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use yiwang_tests::cluster::{Cluster, ClusterOptions};
+use yiwang_tests::cluster::{Cluster, ClusterOptions, TEST_DEPT as DEPT, test_dataset as dataset};
 use yiwang_tests::linearizability::{self, History, Op, Outcome};
 use yiwang_tests::{Api, SendError, binary};
-
-const DEPT: &str = "320600-GAJ";
-
-fn dataset(id: &str, title: &str) -> Value {
-    json!({
-        "id": id, "dept": DEPT, "title": title, "theme": "公共安全", "format": "table",
-        "share_type": "unconditional", "update_cycle": "daily",
-        "fields": [{"name": "a", "title": "甲", "type": "string", "sensitivity": "public"}]
-    })
-}
 
 /// A tiny deterministic PRNG for workload choices.
 struct Rng(u64);
@@ -135,41 +125,6 @@ fn workload(
         .collect()
 }
 
-/// Waits until every running node has applied the same index, then returns it.
-fn converge(c: &Cluster, timeout: Duration) -> u64 {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let applied: Vec<Option<u64>> = (1..=c.nodes)
-            .filter(|k| c.is_running(*k))
-            .map(|k| c.applied(k))
-            .collect();
-        if let Some(Some(first)) = applied.first()
-            && applied.iter().all(|a| *a == Some(*first))
-        {
-            return *first;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "nodes did not converge: {applied:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// The GAJ dataset ids each node holds, read locally.
-fn ids_on(c: &Cluster, k: u64) -> BTreeSet<String> {
-    let r = c.api(k, "gaj-system").get(&format!(
-        "/v1/datasets?dept={DEPT}&limit=1000&status=all&consistency=stale"
-    ));
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.json()["datasets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["id"].as_str().unwrap().to_string())
-        .collect()
-}
-
 #[test]
 fn leader_crash_under_load_loses_nothing_and_stays_linearizable() {
     let mut c = Cluster::start(ClusterOptions {
@@ -210,14 +165,14 @@ fn leader_crash_under_load_loses_nothing_and_stays_linearizable() {
         t.join().unwrap();
     }
 
-    converge(&c, Duration::from_secs(30));
+    c.converge(Duration::from_secs(30));
     let acked = acked.lock().unwrap().clone();
     assert!(
         acked.len() > 20,
         "the workload made progress: {}",
         acked.len()
     );
-    let sets: Vec<BTreeSet<String>> = (1..=3).map(|k| ids_on(&c, k)).collect();
+    let sets: Vec<BTreeSet<String>> = (1..=3).map(|k| c.ids_on(k)).collect();
     assert_eq!(sets[0], sets[1], "nodes 1 and 2 agree");
     assert_eq!(
         sets[0], sets[2],
@@ -304,7 +259,7 @@ fn minority_partition_cannot_commit_and_majority_can() {
     c.heal();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let ids = ids_on(&c, old);
+        let ids = c.ids_on(old);
         if ids.contains(&format!("{DEPT}-71001")) {
             assert!(
                 !ids.contains(&format!("{DEPT}-71002")),
@@ -315,9 +270,9 @@ fn minority_partition_cannot_commit_and_majority_can() {
         assert!(Instant::now() < deadline, "old leader did not converge");
         std::thread::sleep(Duration::from_millis(100));
     }
-    converge(&c, Duration::from_secs(20));
+    c.converge(Duration::from_secs(20));
     for k in 1..=3 {
-        assert!(!ids_on(&c, k).contains(&format!("{DEPT}-71002")));
+        assert!(!c.ids_on(k).contains(&format!("{DEPT}-71002")));
     }
 }
 
@@ -455,14 +410,14 @@ fn restarts_and_a_lost_data_dir_rejoin_from_snapshot() {
         );
         assert_eq!(r.status, 201, "{}", r.body);
     }
-    let before = ids_on(&c, 1);
+    let before = c.ids_on(1);
 
     // Node 3 loses its data directory and comes back empty: it is sent a snapshot.
     c.stop(3);
     std::fs::remove_dir_all(c.node_dir(3).join("data")).unwrap();
     c.start_node(3).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while ids_on_opt(&c, 3).as_ref() != Some(&before) {
+    while c.try_ids_on(3).as_ref() != Some(&before) {
         assert!(
             Instant::now() < deadline,
             "node 3 did not catch up:\n{}\n--- node 1:\n{}\n--- status on 1: {:?}",
@@ -488,9 +443,9 @@ fn restarts_and_a_lost_data_dir_rejoin_from_snapshot() {
     for k in 1..=3 {
         c.wait_ready(k, Duration::from_secs(30)).unwrap();
     }
-    converge(&c, Duration::from_secs(30));
+    c.converge(Duration::from_secs(30));
     for k in 1..=3 {
-        assert_eq!(ids_on(&c, k), before, "node {k} after a full restart");
+        assert_eq!(c.ids_on(k), before, "node {k} after a full restart");
     }
     // All nodes crash at once and restart: same state.
     for k in 1..=3 {
@@ -503,22 +458,8 @@ fn restarts_and_a_lost_data_dir_rejoin_from_snapshot() {
         c.wait_ready(k, Duration::from_secs(30)).unwrap();
     }
     for k in 1..=3 {
-        assert_eq!(ids_on(&c, k), before, "node {k} after a crash of all nodes");
+        assert_eq!(c.ids_on(k), before, "node {k} after a crash of all nodes");
     }
-}
-
-fn ids_on_opt(c: &Cluster, k: u64) -> Option<BTreeSet<String>> {
-    let r = c.api(k, "gaj-system").try_get(&format!(
-        "/v1/datasets?dept={DEPT}&limit=1000&status=all&consistency=stale"
-    ))?;
-    (r.status == 200).then(|| {
-        r.json()["datasets"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| d["id"].as_str().unwrap().to_string())
-            .collect()
-    })
 }
 
 #[test]
@@ -665,158 +606,4 @@ fn an_unreachable_learner_is_not_promoted() {
     assert_eq!(r.status, 201, "{}", r.body);
     let r = admin.post("/v1/cluster/remove", &json!({"id": 2}));
     assert_eq!(r.status, 200, "{}", r.body);
-}
-
-/// Concurrent writes share Raft entries (the leader's proposer batches them) and
-/// forwarding requests (so does each follower's forwarder), and each command still gets
-/// its own outcome: every dataset is registered exactly once even
-/// when two nodes are asked to register it at the same moment, and all nodes agree.
-#[test]
-fn concurrent_writes_share_entries_and_keep_their_own_outcomes() {
-    let c = Cluster::start(ClusterOptions::default()).unwrap();
-    let before = converge(&c, Duration::from_secs(10));
-    let leader = c.leader().unwrap();
-    // `/raft/forward` requests the leader answered (writes and read barriers forwarded
-    // by the followers).
-    let forwards = || -> u64 {
-        let (_, metrics) = c.http_admin(leader, "/metrics").unwrap();
-        metrics
-            .lines()
-            .filter(|l| {
-                l.starts_with("yiwang_http_request_seconds_count{")
-                    && l.contains("route=\"/raft/forward\"")
-            })
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>() as u64
-    };
-    let forwards_before = forwards();
-    let ids: Vec<String> = (0..48).map(|i| format!("{DEPT}-8{i:04}")).collect();
-    // Each id is registered twice, through two different nodes, all at once.
-    let jobs: Vec<(u64, String)> = ids
-        .iter()
-        .enumerate()
-        .flat_map(|(i, id)| {
-            let a = i as u64 % 3 + 1;
-            [(a, id.clone()), (a % 3 + 1, id.clone())]
-        })
-        .collect();
-    let start = Arc::new(std::sync::Barrier::new(jobs.len()));
-    let threads: Vec<_> = jobs
-        .into_iter()
-        .map(|(node, id)| {
-            let api = c.api(node, "gaj-steward");
-            let start = start.clone();
-            std::thread::spawn(move || {
-                start.wait();
-                let r = api.post("/v1/datasets", &dataset(&id, "并发登记"));
-                (id, r.status, r.body)
-            })
-        })
-        .collect();
-    let mut created: std::collections::BTreeMap<String, usize> = Default::default();
-    for t in threads {
-        let (id, status, body) = t.join().unwrap();
-        match status {
-            201 => *created.entry(id).or_default() += 1,
-            409 => {
-                created.entry(id).or_default();
-            }
-            other => panic!("registering {id}: {other} {body}"),
-        }
-    }
-    assert_eq!(created.len(), ids.len());
-    for (id, n) in &created {
-        assert_eq!(*n, 1, "{id} was created {n} times");
-    }
-
-    // The followers forwarded 64 of the writes; together they travel in fewer requests.
-    let forwarded = forwards() - forwards_before;
-    eprintln!("64 forwarded writes took {forwarded} /raft/forward requests");
-    assert!(
-        forwarded < 64,
-        "64 forwarded writes took {forwarded} requests: they were not batched"
-    );
-
-    let after = converge(&c, Duration::from_secs(10));
-    let entries = after - before;
-    eprintln!("96 concurrent commands took {entries} Raft entries");
-    // One entry each without batching (96); 5–10 in practice with it.
-    assert!(
-        entries <= 48,
-        "96 concurrent commands took {entries} Raft entries: they were not batched"
-    );
-    let on_1 = ids_on(&c, 1);
-    for k in 2..=3 {
-        assert_eq!(ids_on(&c, k), on_1, "node {k} differs from node 1");
-    }
-    for id in &ids {
-        assert!(on_1.contains(id), "{id} missing");
-    }
-}
-
-/// A leader cut off from its majority while it holds a read lease: a linearizable read
-/// must wait for the entries in its log, and when they cannot commit it answers 503 —
-/// never its older state after the lease has run out (by then the majority may have
-/// elected a leader and committed writes this node has not seen).
-#[test]
-fn a_leased_read_that_cannot_catch_up_is_refused() {
-    let c = Cluster::start(ClusterOptions {
-        proxies: true,
-        // A long election timeout gives a long lease (half of it, 3 s): time to act
-        // within, even on a loaded machine.
-        election_ms: 6000,
-        ..Default::default()
-    })
-    .unwrap();
-    let old = c.leader().unwrap();
-    let sys = c.api(old, "gaj-system");
-    // Let any earlier lease run out, so that this read runs a quorum round and starts a
-    // fresh one; then the leader is cut off and takes a write it can append but never
-    // commit.
-    std::thread::sleep(Duration::from_millis(3100));
-    assert_eq!(sys.get("/v1/departments").status, 200);
-    // From the node's own metrics (local and quick; `/v1/cluster` would also ask the
-    // peers it can no longer reach).
-    let last_log = || {
-        let (_, metrics) = c.http_admin(old, "/metrics")?;
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix("yiwang_raft_last_log_index "))?
-            .trim()
-            .parse::<u64>()
-            .ok()
-    };
-    let before = last_log().unwrap();
-    c.isolate(old);
-    let writer = c.api(old, "gaj-steward");
-    let write = std::thread::spawn(move || {
-        let req = writer
-            .req(reqwest::Method::POST, "/v1/datasets")
-            .timeout(Duration::from_secs(30))
-            .json(&dataset(&format!("{DEPT}-72001"), "cut off"));
-        writer.try_send(req).map(|r| r.status)
-    });
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while last_log().is_none_or(|l| l <= before) {
-        assert!(
-            Instant::now() < deadline,
-            "the cut-off leader did not append the write"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let r = sys.send(
-        sys.req(reqwest::Method::GET, "/v1/departments")
-            .timeout(Duration::from_secs(30)),
-    );
-    assert_eq!(r.status, 503, "{}", r.body);
-    assert!(
-        r.body.contains("has not applied log index"),
-        "refused for another reason: {}",
-        r.body
-    );
-    assert!(
-        !matches!(write.join().unwrap(), Ok(s) if s < 300),
-        "the cut-off write must not succeed"
-    );
-    c.heal();
 }
