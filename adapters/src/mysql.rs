@@ -29,6 +29,9 @@ use crate::source::{ReadRequest, ReadResult, Source};
 /// How long getting a connection may take before the source counts as down.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How long an idle pooled connection is kept.
+const IDLE_CONNECTION_TTL: Duration = Duration::from_secs(60);
+
 /// A MySQL or MariaDB database.
 pub struct MysqlSource {
     inner: Arc<Inner>,
@@ -73,7 +76,20 @@ impl MysqlSource {
         let opts = OptsBuilder::from_opts(opts)
             .pass(password)
             .init(vec!["SET SESSION TRANSACTION READ ONLY"])
-            .pool_opts(PoolOpts::default().with_constraints(constraints));
+            .pool_opts(
+                PoolOpts::default()
+                    .with_constraints(constraints)
+                    // Keep idle connections (mysql_async closes at once every one
+                    // above the lower bound, 0 here: a reconnect, login and statement
+                    // preparation per query) ...
+                    .with_inactive_connection_ttl(IDLE_CONNECTION_TTL)
+                    .with_ttl_check_interval(IDLE_CONNECTION_TTL / 4)
+                    // ... and their prepared statements: no COM_RESET_CONNECTION on
+                    // the way back, which forgets them and runs the init statement
+                    // again. Nothing here changes session state: time limits are
+                    // per statement and the session is read-only.
+                    .with_reset_connection(false),
+            );
         Ok(MysqlSource {
             inner: Arc::new(Inner {
                 id,

@@ -9,7 +9,9 @@
 # ops/bench/results/query-<date>), BENCH_KEEP=1 keeps the temporary directory,
 # BENCH_NO_BUILD=1 uses the binaries already in target/release (or YIWANG_BIN and
 # BENCH_BIN), BENCH_AGGREGATE_PUSHDOWN (true) the two database sources'
-# `aggregate_pushdown` (false keeps GROUP BY in the gateway).
+# `aggregate_pushdown` (false keeps GROUP BY in the gateway), BENCH_HOLD=1 sets
+# everything up, writes $tmp/env (the node, certificates, database URLs, the cases)
+# and waits until interrupted instead of measuring: for profiling by hand.
 #
 # It starts throwaway PostgreSQL and MariaDB servers (ops/testdb.sh, Debian packages),
 # a one-node `yiwang demo`, copies 交通运输局's truck records into PostgreSQL and
@@ -196,6 +198,18 @@ json.dump([
      "direct": "mysql", "direct_sql": power.format("bench_power")},
 ], sys.stdout, ensure_ascii=False, indent=1)
 EOF
+
+if [ -n "${BENCH_HOLD:-}" ]; then
+    {
+        echo "export YIWANG_SERVER=$YIWANG_SERVER YIWANG_CA=$YIWANG_CA"
+        echo "export YIWANG_CERT=$demo/certs/dsj-system.pem YIWANG_KEY=$demo/certs/dsj-system.key"
+        echo "export YIWANG_TEST_PG_URL='$YIWANG_TEST_PG_URL' YIWANG_TEST_MYSQL_URL='$YIWANG_TEST_MYSQL_URL'"
+        echo "export BENCH_SPEC=$tmp/spec.json BENCH_PURPOSE=$purpose BENCH_NODE_PID=$node_pid"
+    } >"$tmp/env"
+    echo "bench/query: holding; '. $tmp/env' to reach it, interrupt to stop" >&2
+    while kill -0 "$node_pid" 2>/dev/null; do sleep 1; done
+    exit 0
+fi
 
 mkdir -p "$(dirname "$out")"
 : >"$out.jsonl"

@@ -43,6 +43,10 @@ macro_rules! sql_source_tests {
             crate::sql_suite::slow_query_times_out_and_is_cancelled($server).await;
         }
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn reuses_its_connections() {
+            crate::sql_suite::reuses_its_connections($server).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn server_down_is_unavailable_quickly() {
             crate::sql_suite::server_down_is_unavailable_quickly($server).await;
         }
@@ -308,6 +312,74 @@ pub async fn lists_columns(server: Server) {
     assert!(matches!(err, AdapterError::NoSuchTable { .. }), "{err}");
     assert_eq!(err.http_status(), 404);
     server.drop_tables(&[&table]).await;
+}
+
+/// One query after another runs on pooled sessions: no connection, login or
+/// statement preparation per query (MariaDB's pool closed every connection it got back
+/// and cost a reconnect per query), and the session stays read-only.
+pub async fn reuses_its_connections(server: Server) {
+    let view = unique("session");
+    let (session, read_only) = match server {
+        Server::Postgres => (
+            "pg_backend_pid()",
+            "current_setting('transaction_read_only')",
+        ),
+        // A view cannot read @@variables in MySQL, but it can read this table.
+        Server::Mysql => (
+            "CONNECTION_ID()",
+            "(SELECT LOWER(VARIABLE_VALUE) FROM information_schema.SESSION_VARIABLES \
+             WHERE VARIABLE_NAME = 'TX_READ_ONLY')",
+        ),
+    };
+    server
+        .exec(&[format!(
+            "CREATE VIEW {view} AS SELECT {session} AS id, {read_only} AS ro"
+        )])
+        .await;
+    let source = server.source("session-src", 5000);
+    let fields = [
+        field("id", FieldType::Integer),
+        field("ro", FieldType::String),
+    ];
+    let provider = source.table_provider(&view, &fields).unwrap();
+    let ctx = context_with(&[("session", provider)]);
+    let mut seen = Vec::new();
+    for _ in 0..10 {
+        let (rows, _) = query(&ctx, "SELECT id, ro FROM session").await.unwrap();
+        seen.extend(rows);
+        let page = source
+            .read(ReadRequest {
+                table: view.clone(),
+                columns: fields.to_vec(),
+                filter: None,
+                limit: 10,
+                cursor: None,
+            })
+            .await
+            .unwrap();
+        seen.extend(
+            page.rows
+                .into_iter()
+                .map(|r| format!("{}|{}", r[0], r[1].as_str().unwrap_or_default())),
+        );
+    }
+    let sessions: std::collections::BTreeSet<String> = seen
+        .iter()
+        .map(|r| r.split('|').next().unwrap_or_default().to_string())
+        .collect();
+    // A connection goes back to the pool a moment after its read, so the next read
+    // may open a second one; but none is closed and replaced: never more sessions
+    // than the pool holds (4).
+    assert!(
+        sessions.len() <= 4,
+        "{} sessions for 20 reads: {seen:?}",
+        sessions.len()
+    );
+    assert!(
+        seen.iter().all(|r| r.ends_with("|on")),
+        "the session stays read-only: {seen:?}"
+    );
+    server.drop_view(&view).await;
 }
 
 pub async fn slow_query_times_out_and_is_cancelled(server: Server) {
