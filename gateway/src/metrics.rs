@@ -84,6 +84,7 @@ pub struct Metrics {
     pub raft_quorum_ack_ms: Gauge,
     pub source_errors: Family<SourceLabels, Counter>,
     pub tls_reloads: Family<ResultLabels, Counter>,
+    pub query_plans: Family<ResultLabels, Counter>,
     pub tls_not_after: Gauge,
     pub tls_revoked: Gauge,
 }
@@ -229,6 +230,12 @@ impl Metrics {
             "Reloads of the TLS files (certificate, key, CA, revocation lists) by result",
             tls_reloads.clone(),
         );
+        let query_plans = Family::<ResultLabels, Counter>::default();
+        r.register(
+            "query_plans",
+            "Authorised cross-department queries by plan: cached (a kept plan) or planned",
+            query_plans.clone(),
+        );
         let tls_not_after = Gauge::default();
         r.register(
             "tls_certificate_not_after_seconds",
@@ -244,6 +251,7 @@ impl Metrics {
         Metrics {
             registry: Arc::new(r),
             tls_reloads,
+            query_plans,
             tls_not_after,
             tls_revoked,
             audit_queue,
@@ -284,6 +292,11 @@ impl Metrics {
         }
         for result in ["ok", "failed"] {
             let _ = self.tls_reloads.get_or_create(&ResultLabels {
+                result: result.into(),
+            });
+        }
+        for result in ["cached", "planned"] {
+            let _ = self.query_plans.get_or_create(&ResultLabels {
                 result: result.into(),
             });
         }

@@ -58,6 +58,8 @@ pub struct Node {
     pub search_applied: watch::Receiver<u64>,
     /// Request-rate limits per principal and department (`[limits]`).
     pub rate_limits: crate::api::ratelimit::RateLimits,
+    /// Plans of repeated cross-department queries (`query.plan_cache_entries`).
+    pub query_plans: crate::query::PlanCache,
     /// Asks the search indexer to rebuild the index from the catalog state.
     search_rebuild: tokio::sync::mpsc::UnboundedSender<RebuildRequest>,
     /// Last log index applied to the catalog state.
@@ -184,6 +186,7 @@ impl Node {
 
         let seeding = config.demo_seed.is_some() || config.start_not_ready;
         let config_limits = config.limits.clone();
+        let plan_cache_entries = config.query.plan_cache_entries;
         let (forwarder, forward_queue) = tokio::sync::mpsc::unbounded_channel();
         let node = Arc::new(Node {
             config,
@@ -206,6 +209,7 @@ impl Node {
             search_applied,
             search_rebuild,
             rate_limits: crate::api::ratelimit::RateLimits::new(&config_limits),
+            query_plans: crate::query::PlanCache::new(plan_cache_entries),
             applied,
         });
         tokio::spawn(crate::cluster::run_forwarder(

@@ -387,15 +387,7 @@ impl Cluster {
     /// 0 when there is no such sample, `None` when the node does not answer.
     pub fn metric(&self, k: u64, name: &str, labels: &str) -> Option<f64> {
         let (_, text) = self.http_admin(k, "/metrics")?;
-        Some(
-            text.lines()
-                .filter_map(|l| {
-                    let (series, value) = l.rsplit_once(' ')?;
-                    let (n, rest) = series.split_once('{').unwrap_or((series, ""));
-                    (n == name && rest.contains(labels)).then(|| value.parse::<f64>().ok())?
-                })
-                .sum(),
-        )
+        Some(crate::prometheus_sum(&text, name, labels))
     }
 }
 

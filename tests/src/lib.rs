@@ -320,6 +320,12 @@ impl DemoNode {
         (path, port, admin)
     }
 
+    /// The sum of the node's Prometheus samples named `name` whose labels contain
+    /// `labels` (see [`prometheus_sum`]).
+    pub fn metric(&self, name: &str, labels: &str) -> f64 {
+        prometheus_sum(&self.admin_get("/metrics"), name, labels)
+    }
+
     /// `GET /readyz` on the admin listener: status line and body.
     pub fn readyz(&self) -> String {
         self.admin_get("/readyz")
@@ -340,6 +346,19 @@ impl DemoNode {
         let _ = s.read_to_string(&mut buf);
         buf
     }
+}
+
+/// The sum of the samples named `name` whose labels contain `labels` (e.g.
+/// `result="cached"`; empty for any) in a Prometheus text exposition; 0 when there is
+/// none.
+pub fn prometheus_sum(text: &str, name: &str, labels: &str) -> f64 {
+    text.lines()
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (n, rest) = series.split_once('{').unwrap_or((series, ""));
+            (n == name && rest.contains(labels)).then(|| value.parse::<f64>().ok())?
+        })
+        .sum()
 }
 
 /// Sends `signal` to the process group a served node leads (see `serve_command`); a

@@ -490,3 +490,98 @@ fn dates_and_times_read_the_same_in_records_and_sql() {
     );
     assert_eq!(csv.body, format!("last\n{}\n", times[times.len() - 1]));
 }
+
+/// Repeated SQL reuses its plan, but never across a change of what the consumer may
+/// see: the plan follows the read plan (masks, columns, rows) and the dataset's
+/// definition, and a query whose answer depends on the moment is planned every time.
+#[test]
+fn repeated_queries_reuse_plans_only_while_the_policy_and_dataset_stay_the_same() {
+    let node = DemoNode::start();
+    let plans =
+        |result: &str| node.metric("yiwang_query_plans_total", &format!("result=\"{result}\""));
+    let enterprises = "320600-YJJ-00001";
+    let sql = format!(
+        r#"SELECT uscc, legal_rep_id FROM "320600-YJJ"."{enterprises}" ORDER BY uscc LIMIT 3"#
+    );
+    let rows = |api: &Api| {
+        let r = query(api, &sql);
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()["rows"].clone()
+    };
+    let masked = |rows: &Value| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["legal_rep_id"].as_str().unwrap().contains("****"))
+    };
+    let dsj = node.client("dsj-system");
+    let (cached, planned) = (plans("cached"), plans("planned"));
+    let first = rows(&dsj);
+    assert!(masked(&first), "sensitive without a grant: {first}");
+    assert_eq!(rows(&dsj), first);
+    assert_eq!(plans("planned"), planned + 1.0);
+    assert_eq!(
+        plans("cached"),
+        cached + 1.0,
+        "the second run reuses the plan"
+    );
+
+    // Another department with the same read plan shares it.
+    let jtj = node.client("jtj-system");
+    assert_eq!(rows(&jtj), first);
+    assert_eq!(plans("cached"), cached + 2.0);
+
+    // A grant that unmasks the column: a new read plan, a new plan, clear values.
+    grant(
+        &node,
+        "dsj-system",
+        "yjj-steward",
+        enterprises,
+        &["uscc", "legal_rep_id"],
+    );
+    let granted = rows(&dsj);
+    assert!(
+        !masked(&granted),
+        "the grant names legal_rep_id, so it is clear: {granted}"
+    );
+    assert_eq!(plans("planned"), planned + 2.0);
+    // ... and the department without it still gets the masked plan.
+    assert_eq!(rows(&jtj), first);
+
+    // The dataset loses the column: the kept column list is not used any more.
+    let steward = node.client("yjj-steward");
+    let mut dataset = steward.get(&format!("/v1/datasets/{enterprises}")).json();
+    let fields: Vec<Value> = dataset["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["name"] != "legal_rep_id")
+        .cloned()
+        .collect();
+    dataset["fields"] = Value::Array(fields);
+    for k in ["published_at", "updated_at", "version", "status"] {
+        dataset.as_object_mut().unwrap().remove(k);
+    }
+    let r = steward.put(&format!("/v1/datasets/{enterprises}"), &dataset);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = query(&dsj, &sql);
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.message().contains("legal_rep_id"), "{}", r.body);
+
+    // A query with now() is planned each time and tells the time of each run.
+    let now = format!(
+        r#"SELECT uscc, CAST(now() AS VARCHAR) AS t FROM "320600-YJJ"."{enterprises}" LIMIT 1"#
+    );
+    let (cached, planned) = (plans("cached"), plans("planned"));
+    let times: Vec<Value> = (0..2)
+        .map(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            let r = query(&dsj, &now);
+            assert_eq!(r.status, 200, "{}", r.body);
+            r.json()["rows"][0]["t"].clone()
+        })
+        .collect();
+    assert_ne!(times[0], times[1], "now() is evaluated per query");
+    assert_eq!(plans("planned"), planned + 2.0);
+    assert_eq!(plans("cached"), cached);
+}

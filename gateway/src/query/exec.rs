@@ -16,9 +16,10 @@ use datafusion::catalog::default_table_source::provider_as_source;
 use datafusion::catalog::view::ViewTable;
 use datafusion::common::Column;
 use datafusion::error::DataFusionError;
+use datafusion::execution::TaskContext;
 use datafusion::execution::context::SessionContext;
 use datafusion::logical_expr::{
-    ColumnarValue, LogicalPlanBuilder, ScalarUDF, Volatility, create_udf,
+    ColumnarValue, LogicalPlan, LogicalPlanBuilder, ScalarUDF, Volatility, create_udf,
 };
 use datafusion::prelude::{Expr, cast, lit};
 use futures::{FutureExt as _, StreamExt as _};
@@ -29,7 +30,7 @@ use yiwang_policies::ReadPlan;
 
 use super::QueryLimits;
 use super::output::{Encoder, OutputFormat};
-use super::plan::{Parsed, plan_error, register};
+use super::plan::{Statement, plan_error, register};
 use crate::api::ApiError;
 use crate::node::Node;
 
@@ -192,18 +193,18 @@ impl Running {
 /// of filling the node's memory.
 const CHUNKS_AHEAD: usize = 4;
 
-/// Starts `parsed` with each dataset served through its view, answering in `format`.
-/// Errors found while planning come back here; later ones as [`Chunk::Failed`].
-pub async fn execute(
+/// Plans `statement` with each dataset served through its view, and optimises it: an
+/// optimised plan, and whether it may be kept for later queries (see
+/// [`super::plan::repeatable`]).
+pub async fn plan(
     node: &Node,
     ctx: &SessionContext,
-    parsed: &Parsed,
+    statement: &Statement,
+    datasets: &BTreeMap<String, Dataset>,
     plans: &BTreeMap<String, ReadPlan>,
-    limits: &QueryLimits,
-    format: OutputFormat,
-) -> Result<Running, ApiError> {
+) -> Result<(LogicalPlan, bool), ApiError> {
     ctx.register_udf(mask_udf());
-    register(ctx, &parsed.datasets, |d| {
+    register(ctx, datasets, |d| {
         let source_ref = d.source.as_ref().ok_or_else(|| {
             ApiError::new(
                 axum::http::StatusCode::CONFLICT,
@@ -220,13 +221,35 @@ pub async fn execute(
     })?;
     let state = ctx.state();
     let plan = state
-        .statement_to_plan(parsed.statement.clone())
+        .statement_to_plan(statement.ast.clone())
         .await
         .map_err(plan_error)?;
     super::plan::sql_options()
         .verify_plan(&plan)
         .map_err(plan_error)?;
-    let df = datafusion::dataframe::DataFrame::new(state, plan);
+    let repeatable = super::plan::repeatable(&plan);
+    // A panic inside the engine is an error answer, as during execution.
+    let optimized =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| state.optimize(&plan)))
+            .map_err(|panic| {
+                ApiError::internal(format!(
+                    "the query engine failed on this query and it was stopped: {}",
+                    panic_message(panic.as_ref())
+                ))
+            })?
+            .map_err(exec_error)?;
+    Ok((optimized, repeatable))
+}
+
+/// Starts the optimised `plan` (from [`plan`]) in `ctx`, answering in `format`.
+/// Errors found while planning come back here; later ones as [`Chunk::Failed`].
+pub async fn execute(
+    ctx: &SessionContext,
+    plan: LogicalPlan,
+    limits: &QueryLimits,
+    format: OutputFormat,
+) -> Result<Running, ApiError> {
+    let state = ctx.state();
     let deadline = tokio::time::Instant::now() + Duration::from_millis(limits.timeout_ms);
     let timeout_ms = limits.timeout_ms;
     let max_rows = limits.max_rows;
@@ -234,11 +257,16 @@ pub async fn execute(
     let produce = {
         let tx = tx.clone();
         async move {
-            let schema = Arc::new(df.schema().as_arrow().clone());
-            let physical = df.create_physical_plan().await.map_err(exec_error)?;
+            let schema = Arc::new(plan.schema().as_arrow().clone());
+            // Already optimised: straight to the physical plan.
+            let physical = state
+                .query_planner()
+                .create_physical_plan(&plan, &state)
+                .await
+                .map_err(exec_error)?;
             let mut stream = datafusion::physical_plan::execute_stream(
                 Arc::clone(&physical),
-                Arc::new(df.task_ctx()),
+                Arc::new(TaskContext::from(&state)),
             )
             .map_err(exec_error)?;
             let (mut encoder, head) = Encoder::start(format, schema)?;

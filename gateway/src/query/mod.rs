@@ -12,6 +12,7 @@
 //! 4. Execute over views of the sources (masking and row filters built in) with limits
 //!    on rows, time and memory.
 
+mod cache;
 mod exec;
 mod output;
 mod plan;
@@ -24,6 +25,7 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use serde::{Deserialize, Serialize};
 use yiwang_policies::{Principal, ReadPlan};
 
+pub use cache::PlanCache;
 pub use exec::{Chunk, Running};
 pub use output::OutputFormat;
 
@@ -46,6 +48,8 @@ pub struct QueryLimits {
     /// a header, and any error as an error status. Larger answers are streamed as they
     /// are computed.
     pub buffer_kb: usize,
+    /// SQL texts whose plans are kept for repeated queries (0: none).
+    pub plan_cache_entries: usize,
 }
 
 impl Default for QueryLimits {
@@ -56,6 +60,7 @@ impl Default for QueryLimits {
             memory_mb: 256,
             max_sql_bytes: 64 * 1024,
             buffer_kb: 8 * 1024,
+            plan_cache_entries: 256,
         }
     }
 }
@@ -162,12 +167,20 @@ pub async fn run(
         ));
     }
     let ctx = session(limits)?;
-    let parsed = plan::parse(node, &ctx, sql)?;
-    touched.datasets = parsed.datasets.keys().cloned().collect();
-    touched.providers = parsed.datasets.values().map(|d| d.dept.clone()).collect();
+    let entry = node.query_plans.entry(sql, || plan::parse(&ctx, sql))?;
+    let datasets = plan::resolve(node, &entry.statement.tables)?;
+    touched.datasets = datasets.keys().cloned().collect();
+    touched.providers = datasets.values().map(|d| d.dept.clone()).collect();
     touched.providers.sort();
     touched.providers.dedup();
-    let usage = plan::usage(&ctx, &parsed).await?;
+    let usage = match entry.usage(&datasets) {
+        Some(usage) => usage,
+        None => {
+            let usage = plan::usage(&ctx, &entry.statement, &datasets).await?;
+            entry.keep_usage(&datasets, &usage);
+            usage
+        }
+    };
     touched.fields = usage
         .iter()
         .flat_map(|(id, cols)| cols.iter().map(move |c| format!("{id}.{c}")))
@@ -175,7 +188,7 @@ pub async fn run(
 
     let now = yiwang_catalog::clock::now();
     let mut plans: BTreeMap<String, ReadPlan> = BTreeMap::new();
-    for (id, d) in &parsed.datasets {
+    for (id, d) in &datasets {
         // Plan with the columns the query uses, so a conditional read is served under
         // a grant that covers them all.
         let used: Vec<String> = usage
@@ -212,7 +225,24 @@ pub async fn run(
         }
         plans.insert(id.clone(), plan);
     }
-    // The same session runs it, with the views in place of the schema-only tables
-    // (a session costs about as much CPU as planning a small query).
-    exec::execute(node, &ctx, &parsed, &plans, limits, format).await
+    // The plan over the views this consumer gets; made in the same session as the
+    // usage (with the views in place of the schema-only tables) unless it is kept.
+    let (logical, cached) = match entry.plan(&datasets, &plans) {
+        Some(logical) => (logical, true),
+        None => {
+            let (logical, repeatable) =
+                exec::plan(node, &ctx, &entry.statement, &datasets, &plans).await?;
+            if repeatable {
+                entry.keep_plan(&datasets, &plans, &logical);
+            }
+            (logical, false)
+        }
+    };
+    node.metrics
+        .query_plans
+        .get_or_create(&crate::metrics::ResultLabels {
+            result: if cached { "cached" } else { "planned" }.into(),
+        })
+        .inc();
+    exec::execute(&ctx, logical, limits, format).await
 }

@@ -12,21 +12,22 @@ use std::sync::Arc;
 
 use datafusion::catalog::MemorySchemaProvider;
 use datafusion::common::TableReference;
-use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::tree_node::{TreeNode as _, TreeNodeRecursion};
 use datafusion::datasource::empty::EmptyTable;
 use datafusion::execution::context::{SQLOptions, SessionContext};
-use datafusion::logical_expr::LogicalPlan;
-use datafusion::sql::parser::Statement;
+use datafusion::logical_expr::{Expr, LogicalPlan, Volatility};
+use datafusion::sql::parser::Statement as DfStatement;
 use yiwang_catalog::model::{Dataset, DatasetStatus};
 
 use crate::api::ApiError;
 use crate::node::Node;
 
-/// A parsed query and the datasets it names.
-pub struct Parsed {
-    pub statement: Statement,
-    /// Datasets by id, each with the department code it was named under.
-    pub datasets: BTreeMap<String, Dataset>,
+/// A parsed query and the tables it names, as `(department code, dataset id)`: what
+/// depends on the SQL text alone.
+#[derive(Debug)]
+pub struct Statement {
+    pub ast: DfStatement,
+    pub tables: Vec<(String, String)>,
 }
 
 /// What the query reads of each dataset.
@@ -63,32 +64,32 @@ pub fn plan_error(e: datafusion::error::DataFusionError) -> ApiError {
     bad_sql(text)
 }
 
-/// Parses `sql` and resolves its tables to catalog datasets.
-pub fn parse(node: &Node, ctx: &SessionContext, sql: &str) -> Result<Parsed, ApiError> {
+/// Parses `sql`: one query (no DDL, DML or other statements) whose tables are named
+/// `"<dept-code>"."<dataset-id>"`.
+pub fn parse(ctx: &SessionContext, sql: &str) -> Result<Statement, ApiError> {
     let state = ctx.state();
-    let statement = state
+    let ast = state
         .sql_to_statement(sql, &datafusion::config::Dialect::Generic)
         .map_err(plan_error)?;
-    if !matches!(&statement, Statement::Statement(s) if matches!(**s, datafusion::sql::sqlparser::ast::Statement::Query(_)))
+    if !matches!(&ast, DfStatement::Statement(s) if matches!(**s, datafusion::sql::sqlparser::ast::Statement::Query(_)))
     {
         return Err(ApiError::bad_request(
             "statement_not_allowed",
             "only queries (SELECT, WITH …) are allowed",
         ));
     }
-    let refs = state
-        .resolve_table_references(&statement)
-        .map_err(plan_error)?;
+    let refs = state.resolve_table_references(&ast).map_err(plan_error)?;
     if refs.is_empty() {
         return Err(bad_sql(
             "the query reads no dataset; name tables as \"<dept-code>\".\"<dataset-id>\"",
         ));
     }
-    let mut datasets = BTreeMap::new();
-    let catalog = node.state.read();
+    let mut tables = Vec::with_capacity(refs.len());
     for r in refs {
-        let (schema, table) = match &r {
-            TableReference::Partial { schema, table } => (schema.to_string(), table.to_string()),
+        match &r {
+            TableReference::Partial { schema, table } => {
+                tables.push((schema.to_string(), table.to_string()))
+            }
             TableReference::Full {
                 catalog: c,
                 schema,
@@ -103,29 +104,38 @@ pub fn parse(node: &Node, ctx: &SessionContext, sql: &str) -> Result<Parsed, Api
                     "table \"{table}\": name tables as \"<dept-code>\".\"<dataset-id>\" (quoted, with the department)"
                 )));
             }
-        };
+        }
+    }
+    Ok(Statement { ast, tables })
+}
+
+/// The catalog's active datasets for `tables`, by id.
+pub fn resolve(
+    node: &Node,
+    tables: &[(String, String)],
+) -> Result<BTreeMap<String, Dataset>, ApiError> {
+    let catalog = node.state.read();
+    let mut datasets = BTreeMap::new();
+    for (dept, id) in tables {
         let d = catalog
             .datasets
-            .get(&table)
-            .filter(|d| d.dept == schema)
+            .get(id)
+            .filter(|d| &d.dept == dept)
             .ok_or_else(|| {
                 ApiError::not_found(format!(
-                    "table \"{schema}\".\"{table}\" is not a dataset of the catalog (identifiers are case-sensitive when quoted)"
+                    "table \"{dept}\".\"{id}\" is not a dataset of the catalog (identifiers are case-sensitive when quoted)"
                 ))
             })?;
         if d.status == DatasetStatus::Retired {
             return Err(ApiError::new(
                 axum::http::StatusCode::GONE,
                 "retired",
-                format!("dataset '{table}' is retired"),
+                format!("dataset '{id}' is retired"),
             ));
         }
-        datasets.insert(table, d.clone());
+        datasets.insert(id.clone(), d.clone());
     }
-    Ok(Parsed {
-        statement,
-        datasets,
-    })
+    Ok(datasets)
 }
 
 /// Registers `datasets[*]` under their departments in `ctx` using `make`.
@@ -158,15 +168,19 @@ where
 
 /// Plans the statement against schema-only tables and returns, per dataset, the columns
 /// it uses anywhere.
-pub async fn usage(ctx: &SessionContext, parsed: &Parsed) -> Result<Usage, ApiError> {
-    register(ctx, &parsed.datasets, |d| {
+pub async fn usage(
+    ctx: &SessionContext,
+    statement: &Statement,
+    datasets: &BTreeMap<String, Dataset>,
+) -> Result<Usage, ApiError> {
+    register(ctx, datasets, |d| {
         Ok(Arc::new(EmptyTable::new(yiwang_adapters::arrow_schema(
             &d.fields,
         ))))
     })?;
     let state = ctx.state();
     let plan = state
-        .statement_to_plan(parsed.statement.clone())
+        .statement_to_plan(statement.ast.clone())
         .await
         .map_err(plan_error)?;
     sql_options().verify_plan(&plan).map_err(plan_error)?;
@@ -190,4 +204,26 @@ pub async fn usage(ctx: &SessionContext, parsed: &Parsed) -> Result<Usage, ApiEr
         })
         .map_err(plan_error)?;
     Ok(usage)
+}
+
+/// Whether `plan` gives the same answer whenever it runs over the same data: no
+/// function whose value depends on the moment or on chance (`now()`, `current_date`,
+/// `random()`). The optimiser folds such values into the plan, so only repeatable
+/// plans may be kept for later queries.
+pub fn repeatable(plan: &LogicalPlan) -> bool {
+    let mut repeatable = true;
+    let _ = plan.apply_with_subqueries(|node| {
+        node.apply_expressions(|expr| {
+            expr.apply(|e| {
+                if let Expr::ScalarFunction(f) = e
+                    && f.func.signature().volatility != Volatility::Immutable
+                {
+                    repeatable = false;
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })
+    });
+    repeatable
 }
