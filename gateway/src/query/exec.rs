@@ -17,7 +17,8 @@ use datafusion::catalog::view::ViewTable;
 use datafusion::common::Column;
 use datafusion::error::DataFusionError;
 use datafusion::execution::TaskContext;
-use datafusion::execution::context::SessionContext;
+use datafusion::execution::context::{SessionContext, SessionState};
+use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::logical_expr::{
     ColumnarValue, LogicalPlan, LogicalPlanBuilder, ScalarUDF, Volatility, create_udf,
 };
@@ -241,15 +242,16 @@ pub async fn plan(
     Ok((optimized, repeatable))
 }
 
-/// Starts the optimised `plan` (from [`plan`]) in `ctx`, answering in `format`.
-/// Errors found while planning come back here; later ones as [`Chunk::Failed`].
+/// Starts the optimised `plan` (from [`plan`]): made physical with `state`, run with
+/// the memory of `runtime`, answering in `format`. Errors found while planning come
+/// back here; later ones as [`Chunk::Failed`].
 pub async fn execute(
-    ctx: &SessionContext,
+    state: Arc<SessionState>,
+    runtime: Arc<RuntimeEnv>,
     plan: LogicalPlan,
     limits: &QueryLimits,
     format: OutputFormat,
 ) -> Result<Running, ApiError> {
-    let state = ctx.state();
     let deadline = tokio::time::Instant::now() + Duration::from_millis(limits.timeout_ms);
     let timeout_ms = limits.timeout_ms;
     let max_rows = limits.max_rows;
@@ -261,12 +263,12 @@ pub async fn execute(
             // Already optimised: straight to the physical plan.
             let physical = state
                 .query_planner()
-                .create_physical_plan(&plan, &state)
+                .create_physical_plan(&plan, state.as_ref())
                 .await
                 .map_err(exec_error)?;
             let mut stream = datafusion::physical_plan::execute_stream(
                 Arc::clone(&physical),
-                Arc::new(TaskContext::from(&state)),
+                Arc::new(TaskContext::from(state.as_ref()).with_runtime(runtime)),
             )
             .map_err(exec_error)?;
             let (mut encoder, head) = Encoder::start(format, schema)?;

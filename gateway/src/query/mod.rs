@@ -18,10 +18,11 @@ mod output;
 mod plan;
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
 
 use axum::body::Bytes;
-use datafusion::execution::context::{SessionConfig, SessionContext};
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::context::{SessionConfig, SessionContext, SessionState};
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use serde::{Deserialize, Serialize};
 use yiwang_policies::{Principal, ReadPlan};
 
@@ -77,22 +78,41 @@ pub struct Touched {
     pub grants: Vec<String>,
 }
 
-fn session(limits: &QueryLimits) -> Result<SessionContext, ApiError> {
-    let runtime = RuntimeEnvBuilder::new()
+/// The memory of one query: a pool of `query.memory_mb` of its own.
+fn runtime(limits: &QueryLimits) -> Result<Arc<RuntimeEnv>, ApiError> {
+    RuntimeEnvBuilder::new()
         .with_memory_limit(limits.memory_mb << 20, 1.0)
         .build_arc()
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+        .map_err(|e| ApiError::internal(e.to_string()))
+}
+
+fn session_config() -> SessionConfig {
     // One partition per operator: the sources stream concurrently anyway (each scan
     // has its own task), and without repartitioning the plans stay small and clear of
     // DataFusion 55's RepartitionExec panic ("partition not used yet") on some
     // multi-way joins.
-    let config = SessionConfig::new()
+    SessionConfig::new()
         .with_target_partitions(1)
-        .with_information_schema(false);
-    let ctx = SessionContext::new_with_config_rt(config, runtime);
+        .with_information_schema(false)
+}
+
+/// A session to plan one query in: its tables are registered in it.
+fn session(limits: &QueryLimits) -> Result<SessionContext, ApiError> {
+    let ctx = SessionContext::new_with_config_rt(session_config(), runtime(limits)?);
     // GROUP BY over one SQL source table runs at the source.
-    ctx.add_optimizer_rule(std::sync::Arc::new(yiwang_adapters::AggregatePushdown));
+    ctx.add_optimizer_rule(Arc::new(yiwang_adapters::AggregatePushdown));
     Ok(ctx)
+}
+
+/// The state a kept (optimised) plan is made physical with. A session per query is
+/// dear — DataFusion registers its few hundred functions in each — and a kept plan
+/// needs no tables registered, so it is shared; each query still runs with a memory
+/// pool of its own.
+fn shared_state() -> Arc<SessionState> {
+    static STATE: OnceLock<Arc<SessionState>> = OnceLock::new();
+    Arc::clone(
+        STATE.get_or_init(|| Arc::new(SessionContext::new_with_config(session_config()).state())),
+    )
 }
 
 /// A query's answer, as far as it is known before the response starts.
@@ -166,8 +186,16 @@ pub async fn run(
             format!("sql is longer than {} bytes", limits.max_sql_bytes),
         ));
     }
-    let ctx = session(limits)?;
-    let entry = node.query_plans.entry(sql, || plan::parse(&ctx, sql))?;
+    // Made when something must be planned; a query whose plan is kept needs none.
+    let made = OnceLock::new();
+    let ctx = || -> Result<&SessionContext, ApiError> {
+        if let Some(ctx) = made.get() {
+            return Ok(ctx);
+        }
+        let ctx = session(limits)?;
+        Ok(made.get_or_init(|| ctx))
+    };
+    let entry = node.query_plans.entry(sql, || plan::parse(ctx()?, sql))?;
     let datasets = plan::resolve(node, &entry.statement.tables)?;
     touched.datasets = datasets.keys().cloned().collect();
     touched.providers = datasets.values().map(|d| d.dept.clone()).collect();
@@ -176,7 +204,7 @@ pub async fn run(
     let usage = match entry.usage(&datasets) {
         Some(usage) => usage,
         None => {
-            let usage = plan::usage(&ctx, &entry.statement, &datasets).await?;
+            let usage = plan::usage(ctx()?, &entry.statement, &datasets).await?;
             entry.keep_usage(&datasets, &usage);
             usage
         }
@@ -231,7 +259,7 @@ pub async fn run(
         Some(logical) => (logical, true),
         None => {
             let (logical, repeatable) =
-                exec::plan(node, &ctx, &entry.statement, &datasets, &plans).await?;
+                exec::plan(node, ctx()?, &entry.statement, &datasets, &plans).await?;
             if repeatable {
                 entry.keep_plan(&datasets, &plans, &logical);
             }
@@ -244,5 +272,9 @@ pub async fn run(
             result: if cached { "cached" } else { "planned" }.into(),
         })
         .inc();
-    exec::execute(&ctx, logical, limits, format).await
+    let (state, runtime) = match made.get() {
+        Some(ctx) => (Arc::new(ctx.state()), ctx.runtime_env()),
+        None => (shared_state(), runtime(limits)?),
+    };
+    exec::execute(state, runtime, logical, limits, format).await
 }
